@@ -70,7 +70,7 @@ export function classifyPipeline(ci: CiContext): PipelineKind {
 
 /** sanitizePinName maps any text onto niks3's pin name rule `[A-Za-z0-9._-]`, at most 256 characters. */
 export function sanitizePinName(text: string): string {
-  const cleaned = text.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "");
+  const cleaned = text.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/-{2,}/g, "-").replace(/^-+|-+$/g, "");
   return (cleaned || "pin").slice(0, 256);
 }
 
