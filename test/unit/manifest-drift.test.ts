@@ -1,0 +1,67 @@
+// component.yml is the single source: the templates, the helper's defaults and the README must agree
+// with it. Each assertion names what drifted.
+import { readdirSync, readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { readComponentSpec } from "../../scripts/component-spec.ts";
+import { renderReadme } from "../../scripts/readme-tables.ts";
+import { ExitCode } from "../../src/errors.ts";
+import { MANIFEST, HELPER_VERSION } from "../../src/manifest.ts";
+import { MANIFEST_COMPONENTS, REPO_ROOT, templatePath } from "../helpers/repo.ts";
+
+const pkg = JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as { name: string; version: string };
+const readme = readFileSync(`${REPO_ROOT}/README.md`, "utf8");
+const defaultOf = (component: string, input: string) =>
+  readComponentSpec(templatePath(component), component).inputs.find((i) => i.name === input)?.default;
+
+describe("component.yml drift", () => {
+  it("lists exactly the templates in templates/", () => {
+    const files = readdirSync(`${REPO_ROOT}/templates`).map((f) => f.replace(/\.yml$/, "")).sort();
+    expect(files).toEqual([...MANIFEST_COMPONENTS].sort());
+  });
+
+  it("names this npm package, and the helper is built from it", () => {
+    expect(MANIFEST.package).toBe(pkg.name);
+    expect(HELPER_VERSION).toBe(pkg.version);
+  });
+
+  it.each(MANIFEST_COMPONENTS)("%s: image, niks3 version and helper defaults come from the manifest", (name) => {
+    expect(defaultOf(name, "image")).toBe(MANIFEST.default_image);
+    expect(defaultOf(name, "niks3_version")).toBe(MANIFEST.niks3.version);
+    expect(defaultOf(name, "helper")).toBe(`npx --yes ${MANIFEST.package}@${pkg.version}`);
+  });
+
+  it.each(MANIFEST_COMPONENTS)("%s: allow_failure lists the helper's push-failed exit code", (name) => {
+    const body = readComponentSpec(templatePath(name), name).body;
+    const job = Object.values(body)[0] as { allow_failure?: { exit_codes?: number[] } };
+    expect(ExitCode.pushFailed).toBe(MANIFEST.exit_codes.push_failed);
+    expect(job.allow_failure?.exit_codes).toEqual([MANIFEST.exit_codes.push_failed]);
+  });
+
+  it("the README's include examples use this version of each component", () => {
+    const refs = [...readme.matchAll(/niks3-gitlab\/(\w+)@([\w.]+)/g)];
+    expect(refs.length).toBeGreaterThan(0);
+    for (const [, component, version] of refs) {
+      expect(MANIFEST_COMPONENTS).toContain(component);
+      expect(version).toBe(pkg.version);
+    }
+  });
+
+  it("the README's inputs tables equal the templates' spec:inputs (node scripts/readme-tables.ts rewrites them)", () => {
+    expect(readme).toBe(renderReadme(readme, MANIFEST_COMPONENTS));
+  });
+
+  it("the README's helper table lists every NIKS3_ variable the templates set", () => {
+    for (const name of MANIFEST_COMPONENTS) {
+      const body = readComponentSpec(templatePath(name), name).body;
+      const job = Object.values(body)[0] as { variables?: Record<string, string> };
+      for (const variable of Object.keys(job.variables ?? {}).filter((v) => v.startsWith("NIKS3_") && v !== "NIKS3_HELPER")) {
+        expect(readme, `${variable} missing from the README`).toContain(`\`${variable}\``);
+      }
+    }
+  });
+
+  it("component.yml parses as the manifest the helper was built with", () => {
+    expect(parse(readFileSync(`${REPO_ROOT}/component.yml`, "utf8"))).toEqual(MANIFEST);
+  });
+});
