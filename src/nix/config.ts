@@ -10,9 +10,14 @@ export interface SubstituterConfig {
   publicKeys: string[];
 }
 
-/** nixConfText renders the settings; extra-* so the user's substituters and keys stay in force. */
+/**
+ * nixConfText renders the settings; extra-* so the user's substituters and keys stay in force.
+ * Nix remembers a cache miss for an hour (narinfo-cache-negative-ttl) in ~/.cache/nix; on a runner
+ * whose home persists, a path that another job pushed meanwhile would then be built again, so
+ * misses are not remembered.
+ */
 export function nixConfText(config: SubstituterConfig): string {
-  const lines = [`extra-substituters = ${config.substituterUrl}`];
+  const lines = [`extra-substituters = ${config.substituterUrl}`, "narinfo-cache-negative-ttl = 0"];
   if (config.publicKeys.length > 0) lines.push(`extra-trusted-public-keys = ${config.publicKeys.join(" ")}`);
   return `# written by niks3-gitlab: pull from the niks3 cache\n${lines.join("\n")}\n`;
 }

@@ -58,7 +58,7 @@ describe("niks3 push", () => {
 describe("nix.conf", () => {
   it("adds to the user's substituters and keys instead of replacing them", () => {
     expect(nixConfText({ substituterUrl: "https://c", publicKeys: ["k:1", "k:2"] })).toContain(
-      "extra-substituters = https://c\nextra-trusted-public-keys = k:1 k:2\n",
+      "extra-substituters = https://c\nnarinfo-cache-negative-ttl = 0\nextra-trusted-public-keys = k:1 k:2\n",
     );
   });
   it("keeps the files Nix would read anyway", () => {

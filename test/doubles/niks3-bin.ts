@@ -1,0 +1,86 @@
+// niks3-bin: put the niks3 double where a test needs a niks3 binary: executable shims in a
+// directory (for PATH), and release archives shaped like goreleaser's (binaries at the archive
+// root, plus README.md and LICENSE) with their checksums.txt, for installer tests.
+
+import { createHash } from "node:crypto";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as tar from "tar";
+
+export const NIKS3_CLI = fileURLToPath(new URL("./niks3-cli.ts", import.meta.url));
+
+/** The four platform archives of a niks3 release (§2 of niks3-facts.md). */
+export const RELEASE_ASSETS = [
+  "niks3_Linux_x86_64.tar.gz",
+  "niks3_Linux_arm64.tar.gz",
+  "niks3_Darwin_x86_64.tar.gz",
+  "niks3_Darwin_arm64.tar.gz",
+] as const;
+
+function shQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+function shims(): Record<string, string> {
+  const notYet = (name: string): string =>
+    `#!/bin/sh\necho "${name}: not implemented in the niks3 test double yet" >&2\nexit 1\n`;
+  return {
+    niks3: `#!/bin/sh\nexec ${shQuote(process.execPath)} ${shQuote(NIKS3_CLI)} "$@"\n`,
+    "niks3-hook": notYet("niks3-hook"),
+    "niks3-server": notYet("niks3-server"),
+  };
+}
+
+/**
+ * writeNiks3Bin writes executable `niks3` and `niks3-hook` shims into `dir`; `niks3` runs the
+ * double with this process's node (Node 22), `niks3-hook` exits 1 for now.
+ */
+export function writeNiks3Bin(dir: string): { niks3: string; niks3Hook: string } {
+  const all = shims();
+  for (const name of ["niks3", "niks3-hook"] as const) {
+    const path = join(dir, name);
+    writeFileSync(path, all[name] ?? "");
+    chmodSync(path, 0o755);
+  }
+  return { niks3: join(dir, "niks3"), niks3Hook: join(dir, "niks3-hook") };
+}
+
+/** makeReleaseArchive returns a tar.gz like goreleaser's for `platformAsset`, holding the shims. */
+export function makeReleaseArchive(platformAsset: string): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), "niks3-release-"));
+  try {
+    const files: Record<string, string> = {
+      ...shims(),
+      "README.md": `# niks3 (test double)\n\nArchive ${platformAsset}: shims that run the niks3 double.\n`,
+      LICENSE: "MIT License (test double)\n",
+    };
+    for (const [name, text] of Object.entries(files)) {
+      writeFileSync(join(dir, name), text);
+      chmodSync(join(dir, name), name.startsWith("niks3") ? 0o755 : 0o644);
+    }
+    const out = join(dir, "out.tar.gz");
+    tar.create({ gzip: true, cwd: dir, file: out, sync: true, portable: true }, Object.keys(files));
+    return readFileSync(out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function sha256Hex(data: Buffer): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** checksumsTxt renders goreleaser's checksums.txt: `<sha256hex>  <name>` per line. */
+export function checksumsTxt(files: Record<string, Buffer>): string {
+  return Object.entries(files)
+    .map(([name, data]) => `${sha256Hex(data)}  ${name}\n`)
+    .join("");
+}
+
+/** makeReleaseFiles builds the archives for `assets` plus their checksums.txt, ready for serveRelease. */
+export function makeReleaseFiles(assets: readonly string[] = RELEASE_ASSETS): Record<string, Buffer> {
+  const archives = Object.fromEntries(assets.map((a) => [a, makeReleaseArchive(a)]));
+  return { ...archives, "checksums.txt": Buffer.from(checksumsTxt(archives)) };
+}

@@ -1,0 +1,190 @@
+// `niks3-gitlab ci` end to end: real Nix builds the fixture flake, the bundled helper runs as users
+// run it, and the niks3 double pushes into the fake server's signed binary cache over loopback.
+import { mkdtempSync, readdirSync, readFileSync, existsSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
+import { writeNiks3Bin } from "../doubles/niks3-bin.ts";
+import { PIPELINES } from "../helpers/ci-env.ts";
+import { closureOf, deleteFromStore, isValidPath, makeFixtureFlake, nixEnv, testNixConfDir } from "../helpers/nix.ts";
+import { lines, runHelper, type HelperRun } from "../helpers/run-helper.ts";
+import { makeToken } from "../helpers/token.ts";
+
+const AUDIENCE = "https://niks3.example.com";
+const token = makeToken({ aud: AUDIENCE });
+let server: FakeNiks3Server;
+let binDir: string;
+let confDir: string;
+
+beforeAll(async () => {
+  confDir = testNixConfDir();
+  binDir = mkdtempSync(join(tmpdir(), "niks3-bin-"));
+  writeNiks3Bin(binDir);
+  server = await startFakeNiks3Server({ token, issuer: PIPELINES.defaultBranch.CI_SERVER_URL, oidcAudience: AUDIENCE });
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+interface Job {
+  run: HelperRun;
+  flakeDir: string;
+  doubleLog: { argv: string[] }[];
+  summary: Record<string, unknown> | undefined;
+  reportDir: string;
+}
+
+async function job(pipeline: Record<string, string>, settings: Record<string, string>, options: { flakeDir?: string; path?: string } = {}): Promise<Job> {
+  const flakeDir = options.flakeDir ?? makeFixtureFlake().dir;
+  const doubleLogPath = join(mkdtempSync(join(tmpdir(), "niks3-double-log-")), "calls.jsonl");
+  const reportDir = join(flakeDir, ".niks3-gitlab");
+  const env = {
+    ...nixEnv(confDir),
+    PATH: options.path ?? `${binDir}:${process.env.PATH}`,
+    HOME: flakeDir,
+    ...pipeline,
+    CI_PROJECT_DIR: flakeDir,
+    NIKS3_SERVER_URL: server.url,
+    NIKS3_TOKEN: token,
+    NIKS3_DOUBLE_LOG: doubleLogPath,
+    ...settings,
+  };
+  const run = await runHelper(["ci"], { env, cwd: flakeDir });
+  const doubleLog = existsSync(doubleLogPath)
+    ? readFileSync(doubleLogPath, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { argv: string[] })
+    : [];
+  const summaryPath = join(reportDir, "summary.json");
+  const summary = existsSync(summaryPath) ? (JSON.parse(readFileSync(summaryPath, "utf8")) as Record<string, unknown>) : undefined;
+  return { run, flakeDir, doubleLog, summary, reportDir };
+}
+
+/** expectNoTokenAnywhere: not in the log, not in any argv niks3 got, not in any file the job left. */
+function expectNoTokenAnywhere(result: Job, secret: string): void {
+  expect(result.run.all).not.toContain(secret);
+  expect(JSON.stringify(result.doubleLog)).not.toContain(secret);
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+      entry.isDirectory() ? walk(join(dir, entry.name)) : [join(dir, entry.name)],
+    );
+  if (existsSync(result.reportDir)) {
+    for (const file of walk(result.reportDir)) {
+      if (statSync(file).size < 5_000_000) expect(readFileSync(file, "utf8"), file).not.toContain(secret);
+    }
+  }
+}
+
+const outputsOf = (summary: Record<string, unknown> | undefined) =>
+  ((summary?.installables ?? []) as { outputs: Record<string, string> }[]).flatMap((i) => Object.values(i.outputs));
+
+describe("niks3-gitlab ci", () => {
+  let defaultBranch: Job;
+
+  it("on the default branch: builds, pushes every closure signed, pins project/branch, never shows the token", async () => {
+    defaultBranch = await job(PIPELINES.defaultBranch, { NIKS3_INSTALLABLES: ".#default" });
+    expect(defaultBranch.run.exitCode, defaultBranch.run.all).toBe(0);
+    const outputs = outputsOf(defaultBranch.summary);
+    expect(outputs).toHaveLength(1);
+    const closure = closureOf(outputs, nixEnv(confDir));
+    expect(closure).toHaveLength(3);
+    for (const path of closure) {
+      expect(server.storePaths().has(path), `${path} in the cache`).toBe(true);
+      const narinfo = await (await fetch(`${server.substituterUrl}/${path.slice(11, 43)}.narinfo`)).text();
+      expect(narinfo).toMatch(/^Sig: \S+:\S+$/m);
+    }
+    expect(server.pins.get("acme-widgets-main")).toBe(outputs[0]);
+    expect(defaultBranch.summary?.push).toMatchObject({ ok: true, uploaded: 3, pinned: ["acme-widgets-main"] });
+    // The token went to niks3 as a file path only.
+    expect(defaultBranch.doubleLog.length).toBeGreaterThan(0);
+    for (const call of defaultBranch.doubleLog) expect(call.argv).toContain("--auth-token-path");
+    expectNoTokenAnywhere(defaultBranch, token);
+  });
+
+  it("in a same-project MR on a clean store: substitutes everything, builds 0 derivations", async () => {
+    const outputs = outputsOf(defaultBranch.summary);
+    const env = nixEnv(confDir);
+    const closure = closureOf(outputs, env);
+    deleteFromStore([...closure].reverse(), env);
+    for (const path of closure) expect(isValidPath(path, env)).toBe(false);
+
+    const mr = await job(PIPELINES.mergeRequest, { NIKS3_INSTALLABLES: ".#default" }, { flakeDir: defaultBranch.flakeDir });
+    expect(mr.run.exitCode, mr.run.all).toBe(0);
+    expect(lines(mr.run.all).filter((line) => /^building '/.test(line))).toEqual([]);
+    expect(mr.run.all).toContain("copying path");
+    for (const path of closure) expect(isValidPath(path, env)).toBe(true);
+    expect(mr.summary?.push).toMatchObject({ ok: true, uploaded: 0, cached: 3, pinned: [] });
+  });
+
+  it("in a fork MR: builds and pulls, pushes nothing, exits 0 with a one-line notice", async () => {
+    const before = server.requests.length;
+    const fork = await job(PIPELINES.forkMergeRequest, { NIKS3_INSTALLABLES: ".#default" });
+    expect(fork.run.exitCode, fork.run.all).toBe(0);
+    expect(fork.doubleLog).toEqual([]);
+    expect(server.requests.slice(before).filter((r) => r.path.startsWith("/api/") && r.path !== "/api/cache-config")).toEqual([]);
+    const notices = lines(fork.run.stderr).filter((line) => line.includes("fork"));
+    expect(notices.length).toBeGreaterThan(0);
+    expect(notices.join("\n")).toMatch(/merge request from a fork: pulling from the cache only, nothing is pushed/);
+    expect(fork.summary?.push).toMatchObject({ planned: false, attempted: false });
+  });
+
+  it("when one installable fails: pushes the others, reports the failure, exits 1", async () => {
+    const partial = await job(PIPELINES.defaultBranch, { NIKS3_INSTALLABLES: ".#default .#broken .#dep" });
+    expect(partial.run.exitCode, partial.run.all).toBe(1);
+    const installables = partial.summary?.installables as { installable: string; ok: boolean; outputs: Record<string, string>; error?: string }[];
+    expect(installables.map((i) => [i.installable, i.ok])).toEqual([[".#default", true], [".#broken", false], [".#dep", true]]);
+    expect(installables[1]?.error).toContain("broken on purpose");
+    for (const path of closureOf(outputsOf({ installables: installables.filter((i) => i.ok) }), nixEnv(confDir))) {
+      expect(server.storePaths().has(path)).toBe(true);
+    }
+  });
+
+  it("when an installable does not evaluate: still builds and pushes the others", async () => {
+    const partial = await job(PIPELINES.mergeRequest, { NIKS3_INSTALLABLES: ".#nope .#lib" });
+    expect(partial.run.exitCode).toBe(1);
+    const installables = partial.summary?.installables as { installable: string; ok: boolean; error?: string }[];
+    expect(installables.map((i) => [i.installable, i.ok])).toEqual([[".#nope", false], [".#lib", true]]);
+    expect(installables[0]?.error).toContain("does not provide attribute");
+  });
+
+  it("when the server refuses the token: the build stays good, exit 3 with a hint; strict makes it 1", async () => {
+    const wrong = makeToken({ aud: AUDIENCE });
+    const refused = await job(PIPELINES.defaultBranch, { NIKS3_TOKEN: wrong });
+    expect(refused.run.exitCode, refused.run.all).toBe(3);
+    expect(refused.run.stderr).toMatch(/server returned 401/);
+    expect(refused.run.stderr).toMatch(/audience.*issuer.*bound_claims/);
+    expectNoTokenAnywhere(refused, wrong);
+
+    const strict = await job(PIPELINES.defaultBranch, { NIKS3_TOKEN: wrong, NIKS3_STRICT: "true" });
+    expect(strict.run.exitCode).toBe(1);
+  });
+
+  it("when the token's audience is not the server's: explains before pushing, pushes nothing", async () => {
+    const other = makeToken({ aud: "https://other.example.com" });
+    const result = await job(PIPELINES.defaultBranch, { NIKS3_TOKEN: other });
+    expect(result.run.exitCode).toBe(3);
+    expect(result.run.stderr).toContain("the token's aud is https://other.example.com but the server expects https://niks3.example.com");
+    expect(result.run.stderr).toContain("set the component input audience");
+    expect(result.doubleLog).toEqual([]);
+  });
+
+  it("when the server is unreachable: warns once, builds without the cache", async () => {
+    const result = await job(PIPELINES.mergeRequest, { NIKS3_SERVER_URL: "http://127.0.0.1:9", NIKS3_PUSH: "never" });
+    expect(result.run.exitCode, result.run.all).toBe(0);
+    expect(lines(result.run.stderr).filter((line) => line.includes("warning:"))).toHaveLength(1);
+    expect(result.run.stderr).toContain("building without the cache");
+  });
+
+  it.each<{ name: string; env: Record<string, string>; input: string }>([
+    { name: "server_url not a URL", env: { NIKS3_SERVER_URL: "niks3.example.com" }, input: "server_url" },
+    { name: "push=maybe", env: { NIKS3_PUSH: "maybe" }, input: "push" },
+    { name: "empty installables", env: { NIKS3_INSTALLABLES: "" }, input: "installables" },
+  ])("bad input ($name): one line naming $input, exit 2, nothing runs", async ({ env, input }) => {
+    const result = await job(PIPELINES.defaultBranch, env);
+    expect(result.run.exitCode).toBe(2);
+    const output = lines(result.run.all).filter(Boolean);
+    expect(output).toHaveLength(1);
+    expect(output[0]).toMatch(new RegExp(`^niks3: invalid ${input} \\(`));
+    expect(result.doubleLog).toEqual([]);
+    expect(result.summary).toBeUndefined();
+  });
+});
