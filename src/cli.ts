@@ -5,7 +5,7 @@ import { Command, Option } from "commander";
 import { SETTINGS, type SettingName } from "./settings-table.ts";
 import type { RawSettings } from "./settings.ts";
 import { HELPER_VERSION } from "./manifest.ts";
-import type { CommandContext } from "./commands/ci.ts";
+import type { CommandContext } from "./job/context.ts";
 
 const BOOLEAN_SETTINGS: ReadonlySet<SettingName> = new Set(["strict", "debug"]);
 

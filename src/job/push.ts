@@ -1,0 +1,59 @@
+// Pushing what a job built: which paths go in which `niks3 push`, and running them with the token
+// in a 0600 file that exists only while niks3 runs.
+
+import type { Logger } from "../log.ts";
+import { pushFailureHint, runPushes, type PushItem, type PushOutcome } from "../niks3/push.ts";
+import type { InstallableResult } from "../nix/build.ts";
+import type { JobPlan } from "../policy.ts";
+import { writeTokenFile } from "../token.ts";
+import type { PreparedJob } from "./prepare.ts";
+
+/** pushItems: one niks3 push for all unpinned paths, one per pinned path (niks3 allows one path per --pin). */
+export function pushItems(plan: JobPlan, results: readonly InstallableResult[]): PushItem[] {
+  const unpinned: string[] = [];
+  const pinned: PushItem[] = [];
+  results.forEach((result, index) => {
+    if (!result.ok) return;
+    const paths = Object.values(result.outputs);
+    const pin = plan.installables[index]?.pin;
+    const [first, ...rest] = paths;
+    if (pin && first) {
+      pinned.push({ paths: [first], pin });
+      unpinned.push(...rest);
+    } else {
+      unpinned.push(...paths);
+    }
+  });
+  const unique = [...new Set(unpinned)];
+  return [...(unique.length ? [{ paths: unique, pin: undefined }] : []), ...pinned];
+}
+
+/**
+ * pushResults pushes the closures of what was built, as the plan allows. Returns undefined when
+ * nothing was to be pushed (the plan says no, or nothing built).
+ */
+export async function pushResults(job: PreparedJob, items: readonly PushItem[], cwd: string, log: Logger): Promise<PushOutcome | undefined> {
+  if (!job.plan.push) return undefined;
+  if (job.blockedPush) return { ok: false, uploaded: 0, cached: 0, pinned: [], error: job.blockedPush };
+  if (!job.install || !job.settings.token || items.length === 0) return undefined;
+  const tokenFile = writeTokenFile(job.settings.token);
+  let outcome: PushOutcome;
+  try {
+    log.info(`pushing ${items.reduce((n, item) => n + item.paths.length, 0)} store paths with ${job.install.niks3}`);
+    outcome = await runPushes(items, {
+      niks3: job.install.niks3,
+      serverUrl: job.settings.serverUrl,
+      tokenPath: tokenFile.path,
+      debug: job.settings.debug,
+      timeoutSeconds: job.settings.pushTimeoutSeconds,
+      env: job.childEnv,
+      cwd,
+      log,
+    });
+  } finally {
+    tokenFile.remove();
+  }
+  const hint = outcome.error ? pushFailureHint(outcome.error) : undefined;
+  if (hint) log.warn(hint);
+  return outcome;
+}
