@@ -63,3 +63,17 @@ describe("README include examples", () => {
     expect(result.all).toContain(error);
   });
 });
+
+describe("this project's own pipeline", () => {
+  it("includes its components at the current commit, with the helper built from it, and is valid", async () => {
+    const ownPipeline = readFileSync(`${REPO_ROOT}/.gitlab-ci.yml`, "utf8");
+    const project = makeConsumerProject({ ".gitlab-ci.yml": ownPipeline });
+    const result = await runGitlabCiLocal(project.dir, ["--preview", "--variable", "NIKS3_SELF_TEST_SERVER_URL=https://niks3.example.com"]);
+    expect(result.exitCode, result.all).toBe(0);
+    const expanded = parse(result.stdout.slice(result.stdout.indexOf("---"))) as Record<string, { variables?: Record<string, string>; needs?: unknown; release?: unknown }>;
+    for (const name of MANIFEST_COMPONENTS) expect(ownPipeline).toContain(`$CI_SERVER_FQDN/$CI_PROJECT_PATH/${name}@$CI_COMMIT_SHA`);
+    expect(expanded["self-test-build"]?.variables?.NIKS3_HELPER).toBe("node $CI_PROJECT_DIR/dist/niks3-gitlab.mjs");
+    expect(expanded["self-test-build"]?.needs).toEqual([expect.objectContaining({ job: "test" })]);
+    expect(expanded.release?.release).toMatchObject({ tag_name: "$CI_COMMIT_TAG" });
+  });
+});
