@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
-import { writeNiks3Bin } from "../doubles/niks3-bin.ts";
+import { checksumsTxt, makeReleaseFiles, writeNiks3Bin } from "../doubles/niks3-bin.ts";
+import { assetName } from "../../src/install/platform.ts";
 import { PIPELINES } from "../helpers/ci-env.ts";
 import { closureOf, deleteFromStore, isValidPath, makeFixtureFlake, nixEnv, testNixConfDir } from "../helpers/nix.ts";
 import { lines, runHelper, type HelperRun } from "../helpers/run-helper.ts";
@@ -172,6 +173,38 @@ describe("niks3-gitlab ci", () => {
     expect(result.run.exitCode, result.run.all).toBe(0);
     expect(lines(result.run.stderr).filter((line) => line.includes("warning:"))).toHaveLength(1);
     expect(result.run.stderr).toContain("building without the cache");
+  });
+
+  it("without niks3 on PATH: downloads the pinned release, verifies it, and the next job uses the cache", async () => {
+    server.serveRelease("9.9.1", makeReleaseFiles());
+    const flakeDir = makeFixtureFlake().dir;
+    const settings = { NIKS3_VERSION: "9.9.1", NIKS3_DOWNLOAD_URL: `${server.url}/releases` };
+    const cold = await job(PIPELINES.mergeRequest, settings, { flakeDir, path: process.env.PATH ?? "" });
+    expect(cold.run.exitCode, cold.run.all).toBe(0);
+    expect(cold.run.stderr).toMatch(/downloading niks3 9\.9\.1/);
+    expect(cold.run.stderr).toMatch(/verified sha256/);
+    expect(cold.summary?.push).toMatchObject({ ok: true });
+    const warm = await job(PIPELINES.mergeRequest, settings, { flakeDir, path: process.env.PATH ?? "" });
+    expect(warm.run.exitCode).toBe(0);
+    expect(warm.run.stderr).not.toMatch(/downloading niks3/);
+    expect(warm.run.stderr).toMatch(/from cache/);
+  });
+
+  it("on a checksum mismatch: one line, non-zero exit, niks3 never runs, nothing is cached", async () => {
+    const asset = assetName(process.platform, process.arch);
+    const files = makeReleaseFiles();
+    const genuine = files[asset] ?? Buffer.alloc(0);
+    // The archive served is not the one checksums.txt describes.
+    const tampered = Buffer.concat([genuine, Buffer.from("tampered")]);
+    server.serveRelease("9.9.2", { [asset]: tampered, "checksums.txt": Buffer.from(checksumsTxt({ [asset]: genuine })) });
+    const result = await job(PIPELINES.defaultBranch, { NIKS3_VERSION: "9.9.2", NIKS3_DOWNLOAD_URL: `${server.url}/releases` }, { path: process.env.PATH ?? "" });
+    expect(result.run.exitCode).toBe(1);
+    const errors = lines(result.run.stderr).filter((line) => /sha256/.test(line) && /mismatch|does not match/i.test(line));
+    expect(errors).toHaveLength(1);
+    expect(result.doubleLog).toEqual([]);
+    const cacheDir = join(result.flakeDir, ".niks3-gitlab", "cache");
+    const leftovers = existsSync(cacheDir) ? readdirSync(cacheDir, { recursive: true }).map(String).filter((f) => f.includes("niks3")) : [];
+    expect(leftovers).toEqual([]);
   });
 
   it.each<{ name: string; env: Record<string, string>; input: string }>([
