@@ -21,6 +21,11 @@ export interface CiContext {
   jobUrl: string | undefined;
   pipelineUrl: string | undefined;
   jobTimeoutSeconds: number | undefined;
+  /** GitLab's REST API base (CI_API_V4_URL), for the merge request note. */
+  apiUrl: string | undefined;
+  jobName: string | undefined;
+  pipelineId: string | undefined;
+  commitSha: string | undefined;
 }
 
 const nonEmpty = (value: string | undefined): string | undefined => (value === undefined || value === "" ? undefined : value);
@@ -52,5 +57,9 @@ export function readCiContext(env: NodeJS.ProcessEnv, cwd: string): CiContext {
     jobUrl: nonEmpty(env.CI_JOB_URL),
     pipelineUrl: nonEmpty(env.CI_PIPELINE_URL),
     jobTimeoutSeconds: Number.isFinite(timeout) && timeout > 0 ? timeout : undefined,
+    apiUrl: nonEmpty(env.CI_API_V4_URL),
+    jobName: nonEmpty(env.CI_JOB_NAME),
+    pipelineId: nonEmpty(env.CI_PIPELINE_ID),
+    commitSha: nonEmpty(env.CI_COMMIT_SHA),
   };
 }
