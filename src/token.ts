@@ -61,10 +61,14 @@ export interface TokenFile {
 
 const liveTokenDirs = new Set<string>();
 
-/** writeTokenFile writes the token to a 0600 file inside a fresh 0700 directory. */
-export function writeTokenFile(token: string, parent: string = tmpdir()): TokenFile {
+/**
+ * writeTokenFile writes the token to a 0600 file inside a fresh 0700 directory. It is removed when
+ * the helper exits unless `keepAfterExit` (the setup component's daemon needs it until after_script,
+ * which removes it).
+ */
+export function writeTokenFile(token: string, parent: string = tmpdir(), options: { keepAfterExit?: boolean } = {}): TokenFile {
   const dir = mkdtempSync(join(parent, "niks3-token-"));
-  liveTokenDirs.add(dir);
+  if (!options.keepAfterExit) liveTokenDirs.add(dir);
   const path = join(dir, "token");
   writeFileSync(path, token, { mode: 0o600 });
   return {

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import * as tar from "tar";
 
 export const NIKS3_CLI = fileURLToPath(new URL("./niks3-cli.ts", import.meta.url));
+export const NIKS3_HOOK = fileURLToPath(new URL("./niks3-hook.ts", import.meta.url));
 
 /** The four platform archives of a niks3 release (§2 of niks3-facts.md). */
 export const RELEASE_ASSETS = [
@@ -28,14 +29,15 @@ function shims(): Record<string, string> {
     `#!/bin/sh\necho "${name}: not implemented in the niks3 test double yet" >&2\nexit 1\n`;
   return {
     niks3: `#!/bin/sh\nexec ${shQuote(process.execPath)} ${shQuote(NIKS3_CLI)} "$@"\n`,
-    "niks3-hook": notYet("niks3-hook"),
+    // node:sqlite (the queue) warns that it is experimental; the real binary prints no such line.
+    "niks3-hook": `#!/bin/sh\nexec ${shQuote(process.execPath)} --disable-warning=ExperimentalWarning ${shQuote(NIKS3_HOOK)} "$@"\n`,
     "niks3-server": notYet("niks3-server"),
   };
 }
 
 /**
- * writeNiks3Bin writes executable `niks3` and `niks3-hook` shims into `dir`; `niks3` runs the
- * double with this process's node (Node 22), `niks3-hook` exits 1 for now.
+ * writeNiks3Bin writes executable `niks3` and `niks3-hook` shims into `dir`; both run their double
+ * with this process's node (Node 22).
  */
 export function writeNiks3Bin(dir: string): { niks3: string; niks3Hook: string } {
   const all = shims();

@@ -1,28 +1,28 @@
 // niks3-help: the usage texts of niks3 v1.7.0 (cmd/niks3/main.go, cmdutil/cmdutil.go), verbatim.
 // All of them go to stderr.
 
-const AUTH_TOKEN_HELP = `  --auth-token string
+export const AUTH_TOKEN_HELP = `  --auth-token string
         DEPRECATED: tokens passed on the command line are visible in /proc and
         shell history. Use --auth-token-path, --auth-token-script, or
         NIKS3_AUTH_TOKEN_FILE instead.
         When unset, falls back to NIKS3_AUTH_TOKEN_FILE or $XDG_CONFIG_HOME/niks3/auth-token`;
 
-const AUTH_TOKEN_PATH_HELP = `  --auth-token-path string
+export const AUTH_TOKEN_PATH_HELP = `  --auth-token-path string
         Path to file containing the auth token (preferred over --auth-token).
         Re-read periodically so an external refresher can rotate it`;
 
-const AUTH_TOKEN_SCRIPT_HELP = `  --auth-token-script string
+export const AUTH_TOKEN_SCRIPT_HELP = `  --auth-token-script string
         Command that prints {"token":"...","expires_at":"RFC3339"} on stdout.
         Run on first use and again before expiry. Use for short-lived OIDC tokens`;
 
-const TLS_HELP = `  --client-cert string
+export const TLS_HELP = `  --client-cert string
         Client certificate file for mTLS authentication
   --client-key string
         Client private key file for mTLS authentication
   --ca-cert string
         CA certificate file for server verification (optional)`;
 
-const SERVER_URL_HELP = `  --server-url string
+export const SERVER_URL_HELP = `  --server-url string
         Server URL (can also use NIKS3_SERVER_URL env var)`;
 
 const DEBUG_HELP_TAIL = `  --debug

@@ -118,8 +118,11 @@ export interface PushOptions {
   readonly verifyS3: boolean;
 }
 
-/** pushPaths mirrors client.PushPaths; errors carry niks3's "step: cause" chain. */
-export async function pushPaths(c: Client, paths: string[], opts: PushOptions): Promise<void> {
+/**
+ * pushPaths mirrors client.PushPaths; errors carry niks3's "step: cause" chain. Like the real one it
+ * returns every store path of the pushed closures (niks3-hook prunes its queue with them).
+ */
+export async function pushPaths(c: Client, paths: string[], opts: PushOptions): Promise<string[]> {
   const start = performance.now();
   const wrap = async <T>(prefix: string, f: () => Promise<T> | T): Promise<T> => {
     try {
@@ -195,6 +198,7 @@ export async function pushPaths(c: Client, paths: string[], opts: PushOptions): 
   }
   const elapsedNs = roundDuration((performance.now() - start) * 1e6, 1e6);
   c.log.log("INFO", `Upload complete. (${goDuration(elapsedNs)})`);
+  return [...infos.keys()];
 }
 
 /** uploadPending mirrors client.UploadPendingObjects and returns narinfo metadata to sign. */

@@ -78,6 +78,7 @@ export async function uploadNarWithListing(c: Client, key: string, obj: PendingO
   c.log.log("INFO", `Uploading ${basename(info.path)} (${formatBytes(info.narSize)})`);
   const nar = await dumpNar(info.path);
   const compressed = zstdCompressSync(nar);
+  await simulatedLink();
   try {
     if (obj.multipart_info) await uploadMultipart(c, compressed, obj.multipart_info, key, partSizeForNar(info.narSize));
     else await putSimple(c, obj.presigned_url ?? "", compressed);
@@ -92,6 +93,21 @@ export async function uploadNarWithListing(c: Client, key: string, obj: PendingO
       throw new Error(`uploading listing ${ls[0]}: ${(err as Error).message}`);
     }
   }
+}
+
+let linkBusyUntil = Promise.resolve();
+
+/**
+ * simulatedLink models a slow uplink for benchmarks: with NIKS3_DOUBLE_UPLOAD_DELAY_MS set, each
+ * NAR upload takes that long first, one NAR at a time per process (parallel uploads share the link,
+ * as they share bandwidth). Real niks3 has no such knob.
+ */
+function simulatedLink(): Promise<void> {
+  const delay = Number(process.env.NIKS3_DOUBLE_UPLOAD_DELAY_MS ?? "0");
+  if (!Number.isFinite(delay) || delay <= 0) return Promise.resolve();
+  const turn = linkBusyUntil.then(() => new Promise<void>((resolve) => setTimeout(resolve, delay)));
+  linkBusyUntil = turn;
+  return turn;
 }
 
 export async function uploadLog(c: Client, key: string, obj: PendingObject, logPath: string | undefined): Promise<void> {

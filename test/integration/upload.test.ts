@@ -1,0 +1,169 @@
+// Upload while building, end to end on real Nix (single-user, root: Nix runs a post-build-hook):
+// the `ci` command, and the setup component run by gitlab-ci-local around a consumer's own job.
+// The niks3 and niks3-hook doubles push into the fake server's signed cache over loopback.
+//
+// The fallback (store diff) is exercised with upload_mode: store-diff. This machine's store always
+// allows a hook (root, writable /nix/store) and cannot be made to refuse one without a second Nix
+// user and a nix-daemon, so "a store that allows no hook" is forced by the setting; the detection
+// itself (root/writable store, trusted-users) is covered by the decision table in test/unit/upload.test.ts.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
+import { writeNiks3Bin } from "../doubles/niks3-bin.ts";
+import { runJob } from "../helpers/ci-job.ts";
+import { PIPELINES } from "../helpers/ci-env.ts";
+import { nixEnv, testNixConfDir } from "../helpers/nix.ts";
+import { lines } from "../helpers/run-helper.ts";
+import { makeToken } from "../helpers/token.ts";
+import { makeUploadFlake, runSetupJob } from "../helpers/upload.ts";
+
+const AUDIENCE = "https://niks3.example.com";
+const token = makeToken({ aud: AUDIENCE });
+let server: FakeNiks3Server;
+let binDir: string;
+let confDir: string;
+
+beforeAll(async () => {
+  confDir = testNixConfDir();
+  binDir = mkdtempSync(join(tmpdir(), "niks3-bin-"));
+  writeNiks3Bin(binDir);
+  server = await startFakeNiks3Server({ token, issuer: PIPELINES.defaultBranch.CI_SERVER_URL, oidcAudience: AUDIENCE });
+});
+afterAll(async () => {
+  await server?.close();
+});
+afterEach(() => {
+  server.faults = {};
+});
+
+/** outPath asks Nix where an installable's output is (without building it). */
+const outPath = (flakeDir: string, attr: string): string =>
+  execFileSync("nix", ["eval", "--raw", `${flakeDir}#${attr}.outPath`], { env: nixEnv(confDir), encoding: "utf8" }).trim();
+
+/** newInCache runs `job` and returns the store paths the cache gained meanwhile. */
+async function newInCache<T>(job: () => Promise<T>): Promise<{ result: T; added: string[] }> {
+  const before = server.storePaths();
+  const result = await job();
+  return { result, added: [...server.storePaths()].filter((path) => !before.has(path)).sort() };
+}
+
+/** names drops the store hash: runs with different salts are compared by derivation name. */
+const names = (paths: readonly string[]) => paths.map((path) => path.slice("/nix/store/".length + 33)).sort();
+const modeLines = (log: string) => lines(log).filter((line) => /niks3: (uploading while building|uploading after the build|not uploading)/.test(line));
+
+const ciJob = (flakeDir: string, env: Record<string, string>) =>
+  runJob({ confDir, binDir, flakeDir, env: { ...PIPELINES.defaultBranch, NIKS3_SERVER_URL: server.url, NIKS3_TOKEN: token, ...env } });
+
+describe("niks3-gitlab ci: upload while building", () => {
+  let daemonNames: string[];
+
+  it("a build whose third derivation fails: the first two are in the cache, uploaded by niks3-hook as they finished", async () => {
+    const flake = makeUploadFlake();
+    const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#third" }));
+    expect(job.run.exitCode, job.run.all).toBe(1);
+    expect(job.run.all).toContain("third fails on purpose");
+    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
+    // The installable failed, so no `niks3 push` ran: niks3-hook uploaded them during the build.
+    expect(job.doubleCalls).toEqual([]);
+    expect(modeLines(job.run.all)).toEqual([expect.stringContaining("uploading while building (niks3-hook): Nix builds in this job's own store")]);
+    expect(job.run.all).toContain("uploaded while building: 2 paths, nothing left in the queue");
+    expect(job.run.all).not.toContain(token);
+    daemonNames = names(added);
+  });
+
+  it("where the store allows no hook (upload_mode: store-diff): says so once, pushes the same set plus the flake's source", async () => {
+    const flake = makeUploadFlake();
+    const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#third", NIKS3_UPLOAD_MODE: "store-diff" }));
+    expect(job.run.exitCode, job.run.all).toBe(1);
+    expect(modeLines(job.run.all)).toEqual([expect.stringContaining("uploading after the build (store diff): upload_mode is store-diff")]);
+    expect(added).toEqual(expect.arrayContaining([outPath(flake.dir, "first"), outPath(flake.dir, "second")]));
+    // A store diff also catches what Nix copied or fetched: here the flake's own source.
+    expect(names(added).filter((name) => name !== "source")).toEqual(daemonNames);
+    expect(job.doubleCalls.map((call) => call.argv[0])).toEqual(["push"]);
+  });
+
+  it("outputs already in a warm store are still pushed (the closures of the installables)", async () => {
+    const flake = makeUploadFlake();
+    execFileSync("nix", ["build", "--no-link", `${flake.dir}#second`], { env: nixEnv(confDir) });
+    const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#second" }));
+    expect(job.run.exitCode, job.run.all).toBe(0);
+    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
+    expect(job.run.all).toContain("uploaded while building: 0 paths");
+  });
+
+  it("when uploads hang: stops within push_timeout with a heartbeat, says how many built paths were not uploaded, exit 3", async () => {
+    const flake = makeUploadFlake();
+    server.faults = { push: { hang: true } };
+    const started = Date.now();
+    const job = await ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#second", NIKS3_PUSH_TIMEOUT: "3s" });
+    expect(job.run.exitCode, job.run.all).toBe(3);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(job.run.all).toMatch(/niks3: still uploading \(\d+s\): \d+ paths? queued; giving up in \d+s/);
+    expect(job.run.all).toMatch(/niks3: warning: niks3-hook did not finish uploading within 3s: 2 built paths were not uploaded/);
+  });
+});
+
+describe("the setup component, extended by a consumer's own job (gitlab-ci-local)", () => {
+  const defaultBranch = { ...PIPELINES.defaultBranch };
+  const forkMergeRequest = { ...PIPELINES.forkMergeRequest };
+  const setupJob = (flakeDir: string, script: string[], pipeline: Record<string, string>, inputs: Record<string, string> = {}) =>
+    runSetupJob({ serverUrl: server.url, token, script, inputs, pipeline, flakeDir, binDir, nixEnv: nixEnv(confDir) });
+
+  it("a script that builds three derivations, the third failing: the job fails, the first two are in the cache", async () => {
+    const flake = makeUploadFlake();
+    const { result: job, added } = await newInCache(() => setupJob(flake.dir, ["nix build .#first", "nix build .#second", "nix build .#third"], defaultBranch));
+    expect(job.result.exitCode, job.result.all).not.toBe(0);
+    expect(job.result.all).toContain("third fails on purpose");
+    expect(job.result.all).toContain("Running after script...");
+    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
+    expect(modeLines(job.result.all)).toHaveLength(1);
+    expect(job.result.all).toContain("uploaded while building: 2 paths, nothing left in the queue");
+  });
+
+  it("everything the job's own nix build built is pushed, and the token shows nowhere", async () => {
+    const flake = makeUploadFlake();
+    const { result: job, added } = await newInCache(() => setupJob(flake.dir, ["nix build .#second"], defaultBranch));
+    expect(job.result.exitCode, job.result.all).toBe(0);
+    expect(job.result.all).toContain("PASS");
+    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
+    expect(job.result.all).toMatch(/niks3: pushed: 2 paths uploaded/);
+    expect(job.result.all).not.toContain(token);
+  });
+
+  it("the same job in a merge request from a fork pulls only and pushes nothing", async () => {
+    const flake = makeUploadFlake();
+    const requestsBefore = server.requests.length;
+    const { result: job, added } = await newInCache(() => setupJob(flake.dir, ["nix build .#second"], forkMergeRequest));
+    expect(job.result.exitCode, job.result.all).toBe(0);
+    expect(added).toEqual([]);
+    expect(server.requests.slice(requestsBefore).filter((r) => r.path.startsWith("/api/") && r.path !== "/api/cache-config")).toEqual([]);
+    expect(job.result.all).toContain("merge request from a fork: pulling from the cache only, nothing is pushed");
+    expect(modeLines(job.result.all)).toEqual([expect.stringContaining("not uploading: this job only pulls")]);
+  });
+
+  it("when the executor ended niks3-hook before after_script: after_script starts it again and uploads what was queued", async () => {
+    const flake = makeUploadFlake();
+    // The daemon's first upload never returns, so its queue still holds both paths when the script
+    // kills it (as an executor that ends background processes would); later uploads go through.
+    server.faults = { push: { hang: true, times: 1 } };
+    const killDaemon = `kill -KILL "$(node -p 'JSON.parse(require("fs").readFileSync(".niks3-gitlab/upload-state.json", "utf8")).daemon.pid')"`;
+    const { result: job, added } = await newInCache(() => setupJob(flake.dir, ["nix build .#second", killDaemon], defaultBranch));
+    expect(job.result.exitCode, job.result.all).toBe(0);
+    expect(job.result.all).toContain("niks3: warning: niks3-hook was no longer running; starting it again to upload the 2 queued paths");
+    expect(job.result.all).toMatch(/msg="Resuming with pending paths from previous run" pending=2/);
+    expect(job.result.all).toContain("uploaded while building: 2 paths, nothing left in the queue");
+    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
+  });
+
+  it("with upload_mode: store-diff: says so once and pushes the same set (plus the flake's source) from after_script", async () => {
+    const flake = makeUploadFlake();
+    const { result: job, added } = await newInCache(() => setupJob(flake.dir, ["nix build .#second"], defaultBranch, { upload_mode: "store-diff" }));
+    expect(job.result.exitCode, job.result.all).toBe(0);
+    expect(modeLines(job.result.all)).toEqual([expect.stringContaining("uploading after the build (store diff): upload_mode is store-diff")]);
+    expect(names(added).filter((name) => name !== "source")).toEqual(["upload-first", "upload-second"]);
+    expect(added).toEqual(expect.arrayContaining([outPath(flake.dir, "first"), outPath(flake.dir, "second")]));
+  });
+});
