@@ -32,6 +32,8 @@ export interface PlanInput {
   push: PushMode;
   pin: string;
   hasToken: boolean;
+  /** Give every installable its own `base/label` pin, even a single one (warm pins one name per flake output). */
+  pinEach?: boolean;
 }
 
 export interface PlannedInstallable {
@@ -47,6 +49,8 @@ export interface JobPlan {
   installables: PlannedInstallable[];
   /** One-line explanations of decisions the user may not expect (why nothing is pushed). */
   notices: string[];
+  /** The unsanitized name the pins derive from (`<project>/<branch>`, or the pin setting), when this job pins. */
+  pinBase: string | undefined;
 }
 
 /** isForkMergeRequest: an MR whose source project differs from its target, wherever the pipeline runs. */
@@ -90,10 +94,14 @@ export function autoPinBase(kind: PipelineKind, ci: CiContext): string | undefin
   return undefined;
 }
 
-/** pinNames gives each installable its pin: the base itself for one installable, base/label for several. */
-export function pinNames(base: string | undefined, installables: readonly string[]): (string | undefined)[] {
+/**
+ * pinNames gives each installable its pin: the base itself for one installable, base/label for
+ * several, or base/label always with `each` (warm: the pin of `packages.x86_64-linux.hello` must not
+ * depend on how many other outputs the flake has, or a later prune would miss it).
+ */
+export function pinNames(base: string | undefined, installables: readonly string[], options: { each?: boolean } = {}): (string | undefined)[] {
   if (base === undefined) return installables.map(() => undefined);
-  if (installables.length === 1) return [sanitizePinName(base)];
+  if (installables.length === 1 && !options.each) return [sanitizePinName(base)];
   return installables.map((installable) => sanitizePinName(`${base}/${installableLabel(installable)}`));
 }
 
@@ -126,7 +134,7 @@ export function planJob(input: PlanInput, ci: CiContext): JobPlan {
     base = input.pin === "auto" ? autoPinBase(kind, ci) : input.pin;
   }
   if (base !== undefined && input.pin !== "auto" && !PIN_NAME.test(base)) base = undefined;
-  const pins = pinNames(base, input.installables);
+  const pins = pinNames(base, input.installables, { each: input.pinEach === true });
 
   return {
     kind,
@@ -134,5 +142,6 @@ export function planJob(input: PlanInput, ci: CiContext): JobPlan {
     push: decision.push,
     installables: input.installables.map((installable, index) => ({ installable, pin: pins[index] })),
     notices,
+    pinBase: base,
   };
 }

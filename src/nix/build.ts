@@ -25,7 +25,7 @@ export function nixPathInfoArgs(installable: string): string[] {
   return ["path-info", ...NIX_FEATURES, "--json", installable];
 }
 
-interface BuildJsonEntry {
+export interface BuildJsonEntry {
   drvPath?: string;
   outputs: Record<string, string>;
 }
@@ -52,6 +52,26 @@ export interface NixRunOptions {
   cwd: string;
   env: NodeJS.ProcessEnv;
   log: Logger;
+  /** Each installable's derivation, when the caller knows it (warm does), to read Nix's JSON without asking again. */
+  drvPaths?: readonly (string | undefined)[];
+}
+
+/**
+ * matchBuildJson pairs `nix build --json` entries with the installables. Nix lists one entry per
+ * derivation in its own order (by derivation name in Nix 2.8), not in argument order, so entries
+ * are matched by drvPath; without drvPaths only a single installable can be matched. Undefined
+ * when some installable has no entry: the caller then asks Nix per installable.
+ */
+export function matchBuildJson(
+  installables: readonly string[],
+  entries: readonly BuildJsonEntry[],
+  drvPaths?: readonly (string | undefined)[],
+): Record<string, string>[] | undefined {
+  if (installables.length === 1 && entries.length === 1 && !drvPaths) return [entries[0]!.outputs];
+  if (!drvPaths || drvPaths.length !== installables.length) return undefined;
+  const byDrv = new Map(entries.flatMap((entry) => (entry.drvPath ? [[entry.drvPath, entry.outputs] as const] : [])));
+  const matched = drvPaths.map((drvPath) => (drvPath ? byDrv.get(drvPath) : undefined));
+  return matched.every((outputs) => outputs !== undefined) ? (matched as Record<string, string>[]) : undefined;
 }
 
 interface Classified {
@@ -92,10 +112,8 @@ async function buildOnce(installables: readonly string[], options: NixRunOptions
 export async function runNixBuild(installables: readonly string[], options: NixRunOptions): Promise<InstallableResult[]> {
   const first = await buildOnce(installables, options);
   if (first.exitCode === 0) {
-    const entries = parseBuildJson(first.stdout);
-    if (entries.length === installables.length) {
-      return installables.map((installable, index) => ({ installable, ok: true, outputs: entries[index]?.outputs ?? {} }));
-    }
+    const matched = matchBuildJson(installables, parseBuildJson(first.stdout), options.drvPaths);
+    if (matched) return installables.map((installable, index) => ({ installable, ok: true, outputs: matched[index] ?? {} }));
   }
 
   let classified = await Promise.all(installables.map((installable) => classifyInstallable(installable, options)));
