@@ -4,33 +4,48 @@
 import { Niks3GitlabError, ExitCode } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { buildProgram } from "./cli.ts";
-import { terminateChildren } from "./edges/children.ts";
+import { isCancelled, terminateChildren } from "./edges/children.ts";
 import { removeTokenFiles } from "./token.ts";
 
-const secrets = (): string[] => (process.env.NIKS3_TOKEN ? [process.env.NIKS3_TOKEN] : []);
+// Masked in everything printed: the id_token, and the token in the variable the MR note names.
+const secrets = (): string[] => {
+  const noteVariable = process.env.NIKS3_MR_NOTE_TOKEN_VARIABLE?.trim();
+  const values = [process.env.NIKS3_TOKEN, noteVariable ? process.env[noteVariable] : undefined];
+  return values.filter((value): value is string => value !== undefined && value.trim() !== "").map((value) => value.trim());
+};
 const log = createLogger((text) => process.stderr.write(text), secrets);
 
-function onCancel(signal: NodeJS.Signals): void {
+/**
+ * onCancel: GitLab cancels a job with SIGTERM. Remove the token at once, stop the children, then
+ * exit. Later signals are ignored: Nix, when interrupted, signals its whole process group, which
+ * includes us (seen with Nix 2.8), and GitLab follows up with SIGKILL anyway.
+ */
+let cancelling = false;
+async function onCancel(signal: NodeJS.Signals): Promise<void> {
+  if (cancelling) return;
+  cancelling = true;
   log.warn(`received ${signal}: stopping Nix and niks3 and removing the token file`);
-  terminateChildren();
   removeTokenFiles();
+  process.exitCode = signal === "SIGINT" ? 130 : 143;
+  await terminateChildren(10_000);
   process.exit(signal === "SIGINT" ? 130 : 143);
 }
-process.once("SIGTERM", onCancel);
-process.once("SIGINT", onCancel);
+process.on("SIGTERM", (signal) => void onCancel(signal));
+process.on("SIGINT", (signal) => void onCancel(signal));
 process.on("exit", removeTokenFiles);
 
 async function main(): Promise<void> {
   const program = buildProgram(
     { env: process.env, cwd: process.cwd(), log, platform: process.platform, arch: process.arch },
     (code) => {
-      process.exitCode = code;
+      // A cancelled job exits 143 whatever its interrupted steps concluded.
+      if (!isCancelled()) process.exitCode = code;
     },
   );
   try {
     await program.parseAsync(process.argv);
   } catch (error) {
-    process.exitCode = exitCodeFor(error);
+    if (!isCancelled()) process.exitCode = exitCodeFor(error);
   }
 }
 

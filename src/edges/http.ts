@@ -45,6 +45,8 @@ export interface HttpOptions {
   /** Where retry notices go (one warning line per retry). */
   log?: Logger;
   headers?: Record<string, string>;
+  /** Ends the request and any retries when aborted (an overall deadline: AbortSignal.timeout). */
+  signal?: AbortSignal;
 }
 
 export interface FetchedResponse {
@@ -151,8 +153,10 @@ export async function withRetry<T>(url: string, options: HttpOptions, attempt: (
   const sleep = options.sleep ?? defaultSleep;
   for (let n = 1; ; n++) {
     try {
+      options.signal?.throwIfAborted();
       return await attempt();
     } catch (error) {
+      if (options.signal?.aborted) throw new NetworkError(url, options.signal.reason, n);
       if (!isRetryable(error) || n >= attempts) {
         throw error instanceof Niks3GitlabError ? error : new NetworkError(url, error, n);
       }
@@ -160,9 +164,24 @@ export async function withRetry<T>(url: string, options: HttpOptions, attempt: (
       options.log?.warn(
         `GET ${displayUrl(url)} failed (${describeError(error)}); retry ${n} of ${attempts - 1} in ${(delay / 1000).toFixed(1)} s`,
       );
-      await sleep(delay);
+      await (options.signal ? abortableSleep(sleep, delay, options.signal) : sleep(delay));
     }
   }
+}
+
+/** abortableSleep waits like `sleep` but ends early (rejecting) when the signal aborts. */
+function abortableSleep(sleep: (ms: number) => Promise<void>, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    sleep(ms).then(
+      () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      },
+      reject,
+    );
+  });
 }
 
 /** createHttpDispatcher builds the undici dispatcher: proxies from `proxyEnv` only (never process.env), redirects followed. */
@@ -232,6 +251,7 @@ async function send(url: string, options: HttpOptions, dispatcher: Dispatcher): 
     headers: { "user-agent": USER_AGENT, ...options.headers },
     headersTimeout: timeout,
     bodyTimeout: timeout,
+    ...(options.signal ? { signal: options.signal } : {}),
   });
   if (response.statusCode >= 200 && response.statusCode < 300) return response;
   await response.body.dump().catch(() => undefined);

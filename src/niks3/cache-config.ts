@@ -32,17 +32,33 @@ export function parseCacheConfig(data: unknown): CacheConfig {
 
 export type CacheConfigResult = { ok: true; config: CacheConfig } | { ok: false; reason: string };
 
-/** fetchCacheConfig never throws: an unreachable or broken server means "build without the cache". */
+/**
+ * fetchCacheConfig never throws: an unreachable, slow or broken server means "build without the
+ * cache", decided within `deadlineSeconds` whatever the server does.
+ */
 export async function fetchCacheConfig(
   serverUrl: string,
   issuer: string | undefined,
   http: HttpOptions,
+  deadlineSeconds = 20,
 ): Promise<CacheConfigResult> {
+  const deadlineMs = Math.round(deadlineSeconds * 1000);
   try {
-    const data = await getJson(cacheConfigUrl(serverUrl, issuer), { timeoutMs: 15_000, attempts: 3, ...http });
+    const data = await getJson(cacheConfigUrl(serverUrl, issuer), {
+      timeoutMs: Math.min(10_000, deadlineMs),
+      attempts: 3,
+      signal: AbortSignal.timeout(deadlineMs),
+      ...http,
+    });
     return { ok: true, config: parseCacheConfig(data) };
   } catch (error) {
-    const reason = error instanceof z.ZodError ? "the answer is not a niks3 cache-config" : describeError(error);
+    const timedOut = error instanceof Error && /timeout|aborted/i.test(`${error.message} ${String(error.cause)}`);
+    const reason =
+      error instanceof z.ZodError
+        ? "the answer is not a niks3 cache-config"
+        : timedOut
+          ? `no answer within ${deadlineSeconds}s`
+          : describeError(error);
     return { ok: false, reason };
   }
 }
