@@ -7,7 +7,7 @@ import type { RawSettings } from "./settings.ts";
 import { HELPER_VERSION } from "./manifest.ts";
 import type { CommandContext } from "./job/context.ts";
 
-const BOOLEAN_SETTINGS: ReadonlySet<SettingName> = new Set(["strict", "debug"]);
+const BOOLEAN_SETTINGS: ReadonlySet<SettingName> = new Set(["strict", "debug", "warmPrune"]);
 
 /** settingOptions: one commander option per setting, described from the settings table. */
 function settingOptions(names: readonly SettingName[]): Option[] {
@@ -23,7 +23,8 @@ function settingOptions(names: readonly SettingName[]): Option[] {
 function rawSettings(options: Record<string, unknown>, names: readonly SettingName[]): RawSettings {
   const raw: RawSettings = {};
   for (const name of names) {
-    const value = options[name];
+    // commander names an option after its flag (`--flake` → flake), not after the setting (warmFlake).
+    const value = options[new Option(SETTINGS[name].flag).attributeName()];
     if (typeof value === "string" || typeof value === "boolean") raw[name] = value;
   }
   return raw;
@@ -50,7 +51,10 @@ export function buildProgram(context: CommandContext, setExitCode: (code: number
     "reportDir",
     "strict",
     "pushTimeout",
+    "cacheConfigTimeout",
+    "uploadMode",
     "debug",
+    "mrNoteTokenVariable",
   ];
   const ci = program
     .command("ci")
@@ -60,6 +64,63 @@ export function buildProgram(context: CommandContext, setExitCode: (code: number
     const { runCi } = await import("./commands/ci.ts");
     setExitCode(await runCi(rawSettings(options, ciSettings), context));
   });
+
+  const warmSettings: SettingName[] = [
+    ...ciSettings.filter((name) => name !== "installables"),
+    "warmFlake",
+    "warmInclude",
+    "warmExclude",
+    "warmPrune",
+    "warmSystem",
+  ];
+  const warm = program
+    .command("warm")
+    .description("build every package, check, devShell and formatter of the flake for this system, push them and pin each one (the warm component)");
+  for (const option of settingOptions(warmSettings)) warm.addOption(option);
+  warm.action(async (options: Record<string, unknown>) => {
+    const { runWarm } = await import("./commands/warm.ts");
+    setExitCode(await runWarm(rawSettings(options, warmSettings), context));
+  });
+
+  const doctorSettings: SettingName[] = ["serverUrl"];
+  const doctor = program
+    .command("doctor")
+    .description("check Nix, the niks3 server and the job's id_token against each other; print a fix for each problem (exit 1 if any)");
+  for (const option of settingOptions(doctorSettings)) doctor.addOption(option);
+  doctor.action(async (options: Record<string, unknown>) => {
+    const { runDoctor } = await import("./commands/doctor.ts");
+    setExitCode(await runDoctor(rawSettings(options, doctorSettings), context));
+  });
+
+  // The setup component: before_script runs `setup`, after_script runs `upload`.
+  const setupSettings: SettingName[] = ["serverUrl", "push", "niks3Version", "downloadUrl", "cacheDir", "reportDir", "uploadMode", "debug"];
+  const setup = program
+    .command("setup")
+    .description("configure Nix to pull from the cache and start uploading what the job's own script builds (setup component, before_script)");
+  for (const option of settingOptions(setupSettings)) setup.addOption(option);
+  setup.action(async (options: Record<string, unknown>) => {
+    const { runSetup } = await import("./commands/setup.ts");
+    setExitCode(await runSetup(rawSettings(options, setupSettings), context));
+  });
+
+  const uploadSettings: SettingName[] = ["serverUrl", "reportDir", "pushTimeout", "debug"];
+  const upload = program
+    .command("upload")
+    .description("finish uploading what the job built since setup, within the after_script's time limit (setup component, after_script)");
+  for (const option of settingOptions(uploadSettings)) upload.addOption(option);
+  upload.action(async (options: Record<string, unknown>) => {
+    const { runUpload } = await import("./commands/upload.ts");
+    setExitCode(await runUpload(rawSettings(options, uploadSettings), context));
+  });
+
+  program
+    .command("token-script", { hidden: true })
+    .description("print the token of a 0600 token file as niks3's --auth-token-script expects it")
+    .requiredOption("--file <path>", "the token file")
+    .action(async (options: { file?: string }) => {
+      const { runTokenScript } = await import("./commands/token-script.ts");
+      setExitCode(runTokenScript(options.file));
+    });
 
   return program;
 }

@@ -13,6 +13,9 @@ export interface SettingSpec {
 export const PUSH_MODES = ["auto", "always", "never"] as const;
 export type PushMode = (typeof PUSH_MODES)[number];
 
+export const UPLOAD_MODES = ["auto", "daemon", "store-diff"] as const;
+export type UploadModeSetting = (typeof UPLOAD_MODES)[number];
+
 export const SETTINGS = {
   serverUrl: {
     input: "server_url",
@@ -84,12 +87,70 @@ export const SETTINGS = {
     description: "time limit for the upload, after which the push counts as failed",
     allowed: "a duration such as 90s, 20m or 1h",
   },
+  cacheConfigTimeout: {
+    input: "cache_config_timeout",
+    env: "NIKS3_CACHE_CONFIG_TIMEOUT",
+    flag: "--cache-config-timeout",
+    description: "how long to wait for the server's cache configuration before building without the cache",
+    allowed: "a duration such as 5s, 20s or 1m",
+  },
+  uploadMode: {
+    input: "upload_mode",
+    env: "NIKS3_UPLOAD_MODE",
+    flag: "--upload-mode",
+    description:
+      "how built paths reach the cache: auto (niks3-hook uploads while building where Nix allows a post-build-hook, else a store diff after the build), daemon, store-diff",
+    allowed: `one of ${UPLOAD_MODES.join(", ")}`,
+  },
+  mrNoteTokenVariable: {
+    input: "mr_note_token_variable",
+    env: "NIKS3_MR_NOTE_TOKEN_VARIABLE",
+    flag: "--mr-note-token-variable",
+    description: "name of a CI/CD variable holding a GitLab token that may comment on merge requests; set it to keep one note per merge request with the results",
+    allowed: "empty (no note), or a variable name of letters, digits and '_' such as NIKS3_NOTE_TOKEN",
+  },
   debug: {
     input: "debug",
     env: "NIKS3_DEBUG",
     flag: "--debug",
     description: "pass --debug to niks3 (it logs HTTP headers, including the token: never in shared logs)",
     allowed: "true or false",
+  },
+  // warm only: which flake outputs to build, and whether to delete pins of outputs that are gone.
+  warmFlake: {
+    input: "flake",
+    env: "NIKS3_WARM_FLAKE",
+    flag: "--flake",
+    description: "the flake whose outputs warm builds",
+    allowed: "a flake reference such as . or ./nix or github:owner/repo",
+  },
+  warmInclude: {
+    input: "include",
+    env: "NIKS3_WARM_INCLUDE",
+    flag: "--include",
+    description: "globs of the outputs warm builds, matched against names such as packages.hello or packages.x86_64-linux.hello (empty: all)",
+    allowed: "space-separated globs where * matches any characters and ? one, such as 'packages.* checks.unit-*'",
+  },
+  warmExclude: {
+    input: "exclude",
+    env: "NIKS3_WARM_EXCLUDE",
+    flag: "--exclude",
+    description: "globs of outputs warm skips, matched like include; exclude wins over include",
+    allowed: "space-separated globs where * matches any characters and ? one, such as 'checks.nixos-*'",
+  },
+  warmPrune: {
+    input: "prune",
+    env: "NIKS3_WARM_PRUNE",
+    flag: "--prune",
+    description: "delete this branch's warm pins whose flake output no longer exists, so niks3's GC can collect their closures",
+    allowed: "true or false",
+  },
+  warmSystem: {
+    input: "systems",
+    env: "NIKS3_WARM_SYSTEM",
+    flag: "--system",
+    description: "the Nix system whose outputs warm builds (empty: the system Nix runs as)",
+    allowed: "empty, or a Nix system such as x86_64-linux or aarch64-darwin",
   },
 } as const satisfies Record<string, SettingSpec>;
 

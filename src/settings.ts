@@ -5,9 +5,9 @@
 import { z } from "zod";
 import { UsageError } from "./errors.ts";
 import { MANIFEST } from "./manifest.ts";
-import { PUSH_MODES, SETTINGS, type SettingName } from "./settings-table.ts";
+import { PUSH_MODES, SETTINGS, UPLOAD_MODES, type SettingName } from "./settings-table.ts";
 
-export { PUSH_MODES, SETTINGS, type PushMode, type SettingName } from "./settings-table.ts";
+export { PUSH_MODES, SETTINGS, UPLOAD_MODES, type PushMode, type SettingName, type UploadModeSetting } from "./settings-table.ts";
 
 /** PIN_NAME is niks3's rule for pin names (server: `^[a-zA-Z0-9._-]+$`, at most 256 characters). */
 export const PIN_NAME = /^[A-Za-z0-9._-]{1,256}$/;
@@ -43,6 +43,12 @@ const boolish = z
   .pipe(z.enum(["true", "false", "1", "0", "yes", "no"]))
   .transform((value) => value === "true" || value === "1" || value === "yes");
 
+/** globList: space-separated glob patterns (warm's include and exclude). */
+const globList = z
+  .string()
+  .transform((value) => value.split(/\s+/).filter(Boolean))
+  .refine((list) => list.every((item) => !item.startsWith("-")));
+
 const SCHEMAS = {
   serverUrl: httpUrl,
   installables: z
@@ -62,7 +68,15 @@ const SCHEMAS = {
   reportDir: z.string().trim().min(1),
   strict: boolish,
   pushTimeout: durationSeconds,
+  cacheConfigTimeout: durationSeconds,
+  uploadMode: z.string().trim().pipe(z.enum(UPLOAD_MODES)),
   debug: boolish,
+  mrNoteTokenVariable: z.string().trim().regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
+  warmFlake: z.string().trim().regex(/^[^\s-][^\s]*$/),
+  warmInclude: globList,
+  warmExclude: globList,
+  warmPrune: boolish,
+  warmSystem: z.string().trim().regex(/^[A-Za-z0-9_]+-[A-Za-z0-9_]+$/),
 } satisfies Record<SettingName, z.ZodType>;
 
 export interface Settings {
@@ -77,9 +91,22 @@ export interface Settings {
   reportDir: string;
   strict: boolean;
   pushTimeoutSeconds: number;
+  cacheConfigTimeoutSeconds: number;
+  /** How built paths reach the cache: auto (pick from the store), daemon (niks3-hook), store-diff. */
+  uploadMode: (typeof UPLOAD_MODES)[number];
   debug: boolean;
   /** The token from NIKS3_TOKEN (only ever an environment variable, never a flag). */
   token: string | undefined;
+  /** The name of the variable holding the MR note token; "" when no note is wanted. */
+  mrNoteTokenVariable: string;
+  /** That variable's value (a secret, like `token`). */
+  mrNoteToken: string | undefined;
+  /** warm: the flake reference, output globs (empty include: all), prune, and system ("" = Nix's own). */
+  warmFlake: string;
+  warmInclude: string[];
+  warmExclude: string[];
+  warmPrune: boolean;
+  warmSystem: string;
 }
 
 /** Raw values as they came, flags already merged over variables by the caller. */
@@ -97,7 +124,15 @@ export function defaultSettings(projectDir: string): Record<SettingName, string>
     reportDir: `${projectDir}/.niks3-gitlab`,
     strict: "false",
     pushTimeout: "30m",
+    cacheConfigTimeout: "20s",
+    uploadMode: "auto",
     debug: "false",
+    mrNoteTokenVariable: "",
+    warmFlake: ".",
+    warmInclude: "",
+    warmExclude: "",
+    warmPrune: "false",
+    warmSystem: "",
   };
 }
 
@@ -142,6 +177,8 @@ export function resolveSettings(
   };
 
   const token = env.NIKS3_TOKEN?.trim();
+  const mrNoteTokenVariable = parse("mrNoteTokenVariable");
+  const mrNoteToken = mrNoteTokenVariable ? env[mrNoteTokenVariable]?.trim() : undefined;
   return {
     serverUrl: parse("serverUrl"),
     installables: parse("installables"),
@@ -153,7 +190,17 @@ export function resolveSettings(
     reportDir: parse("reportDir"),
     strict: parse("strict"),
     pushTimeoutSeconds: parse("pushTimeout"),
+    cacheConfigTimeoutSeconds: parse("cacheConfigTimeout"),
+    uploadMode: parse("uploadMode"),
     debug: parse("debug"),
     token: token ? token : undefined,
+    mrNoteTokenVariable,
+    mrNoteToken: mrNoteToken ? mrNoteToken : undefined,
+    warmFlake: parse("warmFlake"),
+    // An empty default comes back as "" (see parse): no patterns.
+    warmInclude: parse("warmInclude") || [],
+    warmExclude: parse("warmExclude") || [],
+    warmPrune: parse("warmPrune"),
+    warmSystem: parse("warmSystem"),
   };
 }

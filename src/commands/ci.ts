@@ -1,5 +1,6 @@
 // `niks3-gitlab ci`: the build component's job. Prepare (settings, plan, niks3, pull), build every
-// installable with --keep-going, push the closures of what built (also when others failed), report.
+// installable with --keep-going while uploading what finishes (niks3-hook, else a store diff after
+// the build), push the closures of what built (also when others failed), report.
 
 import { runNixBuild } from "../nix/build.ts";
 import type { RawSettings } from "../settings.ts";
@@ -7,11 +8,43 @@ import type { CommandContext } from "../job/context.ts";
 import { finishJob } from "../job/finish.ts";
 import { prepareJob } from "../job/prepare.ts";
 import { pushItems, pushResults } from "../job/push.ts";
+import { abortUpload, beginUpload, endUpload, helperCommand, mergeOutcomes } from "../upload/session.ts";
 
 export async function runCi(flags: RawSettings, context: CommandContext): Promise<number> {
   const job = await prepareJob(flags, context);
   const installables = job.plan.installables.map((planned) => planned.installable);
-  const results = await runNixBuild(installables, { cwd: context.cwd, env: job.childEnv, log: context.log });
-  const push = await pushResults(job, pushItems(job.plan, results), context.cwd, context.log);
-  return finishJob(job, results, push, context.log);
+  // Upload while building where Nix runs a post-build-hook (niks3-hook), else diff the store.
+  const upload = await beginUpload(job, {
+    cwd: context.cwd,
+    log: context.log,
+    helper: helperCommand(process.execPath, process.argv[1]),
+    detached: false,
+    idleExitSeconds: job.ci.jobTimeoutSeconds ?? 0,
+  });
+  // The build's section is never folded: a failed build's log must be in sight.
+  const results = await job.sections
+    .run("build", `building ${installables.join(" ")}`, () =>
+      runNixBuild(installables, { cwd: context.cwd, env: { ...job.childEnv, ...upload.nixEnv }, log: context.log }),
+    )
+    .catch(async (error: unknown) => {
+      await abortUpload(upload, context.log);
+      throw error;
+    });
+  const streamed =
+    upload.state.mode === "none"
+      ? undefined
+      : await job.sections.run(
+          "upload",
+          upload.state.mode === "daemon" ? "finishing the upload (niks3-hook)" : "pushing the store diff",
+          () => endUpload(upload, job, { cwd: context.cwd, log: context.log, limitSeconds: job.settings.pushTimeoutSeconds, printDaemonLog: false }),
+          { collapsed: true },
+        );
+  const items = pushItems(job.plan, results);
+  const push =
+    job.plan.push && items.length > 0
+      ? await job.sections.run("push", `pushing to ${job.settings.serverUrl}`, () => pushResults(job, items, context.cwd, context.log), {
+          collapsed: true,
+        })
+      : await pushResults(job, items, context.cwd, context.log);
+  return finishJob(job, results, mergeOutcomes(streamed, push), context.log);
 }

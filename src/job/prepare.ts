@@ -11,6 +11,7 @@ import { MANIFEST } from "../manifest.ts";
 import { fetchCacheConfig, type CacheConfigResult } from "../niks3/cache-config.ts";
 import { writeNixConf } from "../nix/config.ts";
 import { planJob, type JobPlan } from "../policy.ts";
+import { Sections } from "../report/sections.ts";
 import { printPlan } from "../report/summary.ts";
 import { resolveSettings, type RawSettings, type Settings } from "../settings.ts";
 import { checkAudience, decodeTokenClaims, type TokenClaims } from "../token.ts";
@@ -30,16 +31,24 @@ export interface PreparedJob {
   childEnv: NodeJS.ProcessEnv;
   /** Why a push would certainly be refused (the audience does not match), found before building. */
   blockedPush: string | undefined;
+  /** The job's log sections and their durations; later steps (build, push) add theirs. */
+  sections: Sections;
 }
 
 export interface PrepareOptions {
   /** Installables to plan for; the settings' installables when not given (warm discovers its own). */
   installables?: (settings: Settings) => Promise<string[]> | string[];
+  /** Pin every installable as `<base>/<label>`, even a single one (warm: one pin per flake output). */
+  pinEach?: boolean;
 }
 
-/** childEnvOf: what Nix and niks3 see. The token is not in it: niks3 reads it from a 0600 file. */
-export function childEnvOf(env: NodeJS.ProcessEnv, extra: Record<string, string>): NodeJS.ProcessEnv {
+/**
+ * childEnvOf: what Nix and niks3 see. The token is not in it: niks3 reads it from a 0600 file.
+ * Nor is the merge request note's token (`secretVariable`), which only the helper uses.
+ */
+export function childEnvOf(env: NodeJS.ProcessEnv, extra: Record<string, string>, secretVariable?: string): NodeJS.ProcessEnv {
   const { NIKS3_TOKEN: _token, ...rest } = env;
+  if (secretVariable) delete rest[secretVariable];
   return { ...rest, ...extra };
 }
 
@@ -83,14 +92,20 @@ export async function prepareJob(flags: RawSettings, context: CommandContext, op
   const settings = resolveSettings(flags, env, { projectDir: ci.projectDir, required: ["serverUrl"] });
   const claims = settings.token ? decodeTokenClaims(settings.token) : undefined;
   const installables = options.installables ? await options.installables(settings) : settings.installables;
-  const plan = planJob({ installables, push: settings.push, pin: settings.pin, hasToken: settings.token !== undefined }, ci);
+  const plan = planJob(
+    { installables, push: settings.push, pin: settings.pin, hasToken: settings.token !== undefined, pinEach: options.pinEach === true },
+    ci,
+  );
   printPlan(log, plan, settings.serverUrl);
 
   const issuer = claims?.iss ?? ci.serverUrl;
   const http = { proxyEnv: proxyEnvOf(env) };
-  const [install, cacheConfig] = await Promise.all([
-    plan.push
-      ? installNiks3({
+  // Install and configure run in parallel; each prints its own log section once done, folded
+  // when it went well.
+  const sections = new Sections(log);
+  const installing = plan.push
+    ? sections.capture("install", `installing niks3 ${settings.niks3Version}`, (sectionLog) =>
+        installNiks3({
           version: settings.niks3Version,
           downloadUrl: settings.downloadUrl,
           cacheDir: settings.cacheDir,
@@ -98,14 +113,19 @@ export async function prepareJob(flags: RawSettings, context: CommandContext, op
           platform: context.platform,
           arch: context.arch,
           pinnedSha256: MANIFEST.niks3.sha256,
-          log,
+          log: sectionLog,
           http,
-        })
-      : Promise.resolve(undefined),
-    fetchCacheConfig(settings.serverUrl, issuer, http),
-  ]);
-
-  const { nixEnv, substituter } = configurePull(settings, cacheConfig, env, log);
-  const blockedPush = checkPushAllowed(plan, claims, cacheConfig, issuer, log);
-  return { settings, ci, plan, claims, install, cacheConfig, substituter, childEnv: childEnvOf(env, nixEnv), blockedPush };
+        }),
+      )
+    : undefined;
+  const configuring = sections.capture("configure", `configuring Nix to pull from ${settings.serverUrl}`, async (sectionLog) => {
+    const cacheConfig = await fetchCacheConfig(settings.serverUrl, issuer, http, settings.cacheConfigTimeoutSeconds);
+    const { nixEnv, substituter } = configurePull(settings, cacheConfig, env, sectionLog);
+    const blockedPush = checkPushAllowed(plan, claims, cacheConfig, issuer, sectionLog);
+    return { cacheConfig, nixEnv, substituter, blockedPush };
+  });
+  const { cacheConfig, nixEnv, substituter, blockedPush } = await configuring.replay();
+  const install = await installing?.replay();
+  const childEnv = childEnvOf(env, nixEnv, settings.mrNoteTokenVariable);
+  return { settings, ci, plan, claims, install, cacheConfig, substituter, childEnv, blockedPush, sections };
 }

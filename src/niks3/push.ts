@@ -76,6 +76,15 @@ export interface PushItem {
   pin: string | undefined;
 }
 
+/** PushRun: what one `niks3 push` did, from its "Uploading N paths … (M already cached)" line. */
+export interface PushRun {
+  paths: string[];
+  pin: string | undefined;
+  uploaded: number;
+  cached: number;
+  ok: boolean;
+}
+
 export interface PushOutcome {
   ok: boolean;
   uploaded: number;
@@ -83,6 +92,8 @@ export interface PushOutcome {
   pinned: string[];
   /** One line saying why the push failed. */
   error: string | undefined;
+  /** Each `niks3 push` that ran, in order (for the summary's per-push counts). */
+  runs?: PushRun[];
 }
 
 export interface PushRunOptions {
@@ -101,7 +112,7 @@ export interface PushRunOptions {
  * It stops at the first failure: the next push would most likely fail the same way.
  */
 export async function runPushes(items: readonly PushItem[], options: PushRunOptions): Promise<PushOutcome> {
-  const outcome: PushOutcome = { ok: true, uploaded: 0, cached: 0, pinned: [], error: undefined };
+  const outcome: PushOutcome = { ok: true, uploaded: 0, cached: 0, pinned: [], error: undefined, runs: [] };
   const deadline = Date.now() + options.timeoutSeconds * 1000;
   for (const item of items) {
     if (item.paths.length === 0) continue;
@@ -120,6 +131,8 @@ export async function runPushes(items: readonly PushItem[], options: PushRunOpti
     outcome.uploaded += parsed.uploaded;
     outcome.cached += parsed.cached;
     outcome.pinned.push(...parsed.pinned);
+    const runOk = !result.timedOut && result.exitCode === 0;
+    outcome.runs?.push({ paths: [...item.paths], pin: item.pin, uploaded: parsed.uploaded, cached: parsed.cached, ok: runOk });
     if (result.timedOut) {
       return { ...outcome, ok: false, error: `the push did not finish within ${options.timeoutSeconds}s (push_timeout)` };
     }

@@ -31,11 +31,26 @@ describe("component.yml drift", () => {
     expect(defaultOf(name, "helper")).toBe(`npx --yes ${MANIFEST.package}@${pkg.version}`);
   });
 
-  it.each(MANIFEST_COMPONENTS)("%s: allow_failure lists the helper's push-failed exit code", (name) => {
+  // setup is a hidden job for the user's own script: its exit code is the user's, and its upload
+  // runs in after_script, whose exit code GitLab ignores.
+  const scriptComponents = MANIFEST_COMPONENTS.filter((name) => name !== "setup");
+
+  it.each(scriptComponents)("%s: allow_failure lists the helper's push-failed exit code", (name) => {
     const body = readComponentSpec(templatePath(name), name).body;
     const job = Object.values(body)[0] as { allow_failure?: { exit_codes?: number[] } };
     expect(ExitCode.pushFailed).toBe(MANIFEST.exit_codes.push_failed);
     expect(job.allow_failure?.exit_codes).toEqual([MANIFEST.exit_codes.push_failed]);
+  });
+
+  it("setup: a hidden job that leaves the user's script and exit codes alone", () => {
+    const body = readComponentSpec(templatePath("setup"), "setup").body;
+    const [name, job] = Object.entries(body)[0] as [string, Record<string, unknown>];
+    expect(name).toBe("$[[ inputs.as ]]");
+    expect(defaultOf("setup", "as")).toMatch(/^\./);
+    expect(job).not.toHaveProperty("script");
+    expect(job).not.toHaveProperty("allow_failure");
+    expect(JSON.stringify(job.before_script)).toContain("$NIKS3_HELPER setup");
+    expect(JSON.stringify(job.after_script)).toContain("$NIKS3_HELPER upload");
   });
 
   it("the README's include examples use this version of each component", () => {

@@ -1,0 +1,202 @@
+// `npm run bench`: performance figures, each measured side by side with its baseline in this one
+// invocation, as medians over several runs. It measures and asserts nothing; the README's
+// Performance section quotes its output. Real Nix, real gitlab-ci-local, the niks3 double.
+
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { execa } from "execa";
+import { startFakeNiks3Server } from "../test/doubles/fake-niks3-server.ts";
+import { makeReleaseFiles, writeNiks3Bin } from "../test/doubles/niks3-bin.ts";
+import { COMPONENT_PROJECT, makeConsumerProject, runGitlabCiLocal } from "../test/helpers/gitlab-ci-local.ts";
+import { closureOf, deleteFromStore, makeFixtureFlake, nixEnv, testNixConfDir } from "../test/helpers/nix.ts";
+import { BUNDLE } from "../test/helpers/repo.ts";
+import { makeToken } from "../test/helpers/token.ts";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+};
+async function timed(run: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await run();
+  return performance.now() - start;
+}
+async function medianOf(run: () => Promise<unknown>, runs = RUNS): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(await timed(run));
+  return median(times);
+}
+
+interface Row {
+  figure: string;
+  value: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+}
+const rows: Row[] = [];
+const ms = (value: number) => `${value.toFixed(0)} ms`;
+
+// 1. Start-up: the bundled CLI's --version against bare node.
+async function startup(): Promise<void> {
+  const node = process.execPath;
+  await execa(node, [BUNDLE, "--version"]); // warm the file cache for both
+  const bare = await medianOf(() => execa(node, ["-e", "0"]), RUNS * 3);
+  const cli = await medianOf(() => execa(node, [BUNDLE, "--version"]), RUNS * 3);
+  rows.push({ figure: "helper start-up (`--version`)", value: ms(cli), baseline: `${ms(bare)} (node -e 0)`, ratio: `${(cli / bare).toFixed(2)}×`, target: "≤ 2×" });
+}
+
+const token = makeToken({ aud: "https://niks3.example.com" });
+const server = await startFakeNiks3Server({ token, oidcAudience: "https://niks3.example.com" });
+const confDir = testNixConfDir();
+const binDir = mkdtempSync(join(tmpdir(), "niks3-bench-bin-"));
+writeNiks3Bin(binDir);
+const env = { ...nixEnv(confDir), PATH: `${binDir}:${process.env.PATH}` };
+
+// 2. niks3 install: cold (download + verify from a local server) against warm (cached).
+async function install(): Promise<void> {
+  (globalThis as Record<string, unknown>).__NIKS3_GITLAB_MANIFEST__ = { niks3: { sha256: {} } };
+  const { installNiks3 } = await import("../src/install/index.ts");
+  server.serveRelease("9.8.7", makeReleaseFiles());
+  const silent = { info() {}, warn() {}, raw() {} };
+  const options = (cacheDir: string) => ({
+    version: "9.8.7",
+    downloadUrl: `${server.url}/releases`,
+    cacheDir,
+    path: "",
+    platform: process.platform,
+    arch: process.arch,
+    log: silent,
+  });
+  const coldTimes: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const dir = mkdtempSync(join(tmpdir(), "niks3-bench-cache-"));
+    coldTimes.push(await timed(() => installNiks3(options(dir))));
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const warmDir = mkdtempSync(join(tmpdir(), "niks3-bench-cache-"));
+  await installNiks3(options(warmDir));
+  const warm = await medianOf(() => installNiks3(options(warmDir)), RUNS * 3);
+  const cold = median(coldTimes);
+  rows.push({ figure: "niks3 install, cached", value: `${warm.toFixed(1)} ms`, baseline: `${ms(cold)} (download + verify)`, ratio: `${(warm / cold).toFixed(3)}×`, target: "≤ 50 ms" });
+}
+
+// 3. The build job in gitlab-ci-local against the wiki recipe as a job, same flake, same double.
+const recipeJob = (serverUrl: string) => `
+recipe:
+  script:
+    - nix build --extra-experimental-features "nix-command flakes" .#default
+    - niks3 push --server-url ${serverUrl} --auth-token "$NIKS3_TOKEN" ./result
+noop:
+  script:
+    - "true"
+`;
+const componentInclude = (serverUrl: string) => `include:
+  - component: $CI_SERVER_FQDN/${COMPONENT_PROJECT}/build@$CI_COMMIT_SHA
+    inputs:
+      server_url: ${serverUrl}
+      helper: ${process.execPath} ${BUNDLE}
+`;
+
+async function gclJob(job: string, extra: Record<string, string> = {}): Promise<{ wallMs: number; dir: string; output: string }> {
+  const flake = makeFixtureFlake();
+  const project = makeConsumerProject(
+    { ".gitlab-ci.yml": componentInclude(server.url) + recipeJob(server.url) },
+    { flakeDir: flake.dir },
+  );
+  const variables = { CI_PROJECT_DIR: project.dir, NIKS3_TOKEN: token, CI_COMMIT_REF_PROTECTED: "true", ...extra };
+  const args = [
+    "--force-shell-executor",
+    "--ignore-predefined-vars",
+    Object.keys(variables).join(","),
+    ...Object.entries(variables).flatMap(([k, v]) => ["--variable", `${k}=${v}`]),
+    job,
+  ];
+  const start = performance.now();
+  const result = await runGitlabCiLocal(project.dir, args, env);
+  const wallMs = performance.now() - start;
+  if (result.exitCode !== 0) throw new Error(`bench: job ${job} failed:\n${result.all}`);
+  return { wallMs, dir: project.dir, output: result.all };
+}
+
+async function overhead(): Promise<void> {
+  const noop: number[] = [];
+  const recipe: number[] = [];
+  const component: number[] = [];
+  const componentOverhead: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    noop.push((await gclJob("noop")).wallMs);
+    recipe.push((await gclJob("recipe")).wallMs);
+    const run = await gclJob("niks3-build");
+    component.push(run.wallMs);
+    const summary = JSON.parse(readFileSync(join(run.dir, ".niks3-gitlab", "summary.json"), "utf8")) as {
+      durations_ms?: Record<string, number>;
+    };
+    const buildAndUpload = (summary.durations_ms?.build ?? 0) + (summary.durations_ms?.push ?? 0);
+    componentOverhead.push(run.wallMs - median(noop) - buildAndUpload);
+  }
+  const base = median(noop);
+  rows.push({
+    figure: "component overhead (job − nix build − upload)",
+    value: ms(median(componentOverhead)),
+    baseline: "—",
+    ratio: "—",
+    target: "≤ 1000 ms",
+  });
+  rows.push({
+    figure: "build job, gitlab-ci-local minus its own start-up",
+    value: ms(median(component) - base),
+    baseline: `${ms(median(recipe) - base)} (wiki recipe)`,
+    ratio: `${((median(component) - base) / (median(recipe) - base)).toFixed(2)}×`,
+    target: "≤ 1× (no slower than the recipe)",
+  });
+}
+
+// 4. An MR pipeline on a clean store after the default branch warmed the cache.
+async function mergeRequestAfterWarmCache(): Promise<void> {
+  const flake = makeFixtureFlake();
+  const jobEnv = { ...env, CI_PROJECT_DIR: flake.dir, NIKS3_SERVER_URL: server.url, NIKS3_TOKEN: token, HOME: flake.dir };
+  const pipeline = { GITLAB_CI: "true", CI_PROJECT_PATH: "acme/widgets", CI_DEFAULT_BRANCH: "main" };
+  const warm = await execa(process.execPath, [BUNDLE, "ci"], {
+    cwd: flake.dir,
+    env: { ...jobEnv, ...pipeline, CI_PIPELINE_SOURCE: "push", CI_COMMIT_BRANCH: "main" },
+    reject: false,
+    all: true,
+  });
+  const summary = JSON.parse(readFileSync(join(flake.dir, ".niks3-gitlab", "summary.json"), "utf8")) as { installables: { outputs: Record<string, string> }[] };
+  const outputs = summary.installables.flatMap((i) => Object.values(i.outputs));
+  const closure = closureOf(outputs, env);
+  deleteFromStore([...closure].reverse(), env);
+  const mr = await execa(process.execPath, [BUNDLE, "ci"], {
+    cwd: flake.dir,
+    env: { ...jobEnv, ...pipeline, CI_PIPELINE_SOURCE: "merge_request_event", CI_MERGE_REQUEST_IID: "1", CI_MERGE_REQUEST_PROJECT_ID: "1", CI_MERGE_REQUEST_SOURCE_PROJECT_ID: "1" },
+    reject: false,
+    all: true,
+  });
+  const count = (text: string) => (text.match(/^building '/gm) ?? []).length;
+  rows.push({
+    figure: "derivations built by an MR on a clean store",
+    value: String(count(String(mr.all))),
+    baseline: `${count(String(warm.all))} (default branch, cold cache)`,
+    ratio: "—",
+    target: "0",
+  });
+}
+
+try {
+  await startup();
+  await install();
+  await overhead();
+  await mergeRequestAfterWarmCache();
+} finally {
+  await server.close();
+}
+
+const header = ["figure", "measured (median)", "baseline, same run", "ratio", "target"];
+console.log(`\nniks3-gitlab bench: ${RUNS} runs per figure, ${new Date().toISOString().slice(0, 10)}, node ${process.version}\n`);
+console.log(`| ${header.join(" | ")} |\n|${header.map(() => "---").join("|")}|`);
+for (const row of rows) console.log(`| ${row.figure} | ${row.value} | ${row.baseline} | ${row.ratio} | ${row.target} |`);
