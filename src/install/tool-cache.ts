@@ -6,7 +6,6 @@
 import { constants } from "node:fs";
 import { access, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { delimiter, dirname, join, relative, resolve } from "node:path";
-import * as tar from "tar";
 import { InstallError } from "../errors.ts";
 import { sha256File } from "./checksums.ts";
 
@@ -60,6 +59,8 @@ const EXTRACTED_TYPES = new Set(["File", "OldFile", "ContiguousFile", "Directory
  * gzip stream, not a tar at all) is a one-line InstallError naming the archive.
  */
 export async function extractArchive(archive: string, destDir: string, label: string): Promise<void> {
+  // Loaded here: only a job that downloads niks3 needs tar, and start-up time is for everyone.
+  const tar = await import("tar");
   try {
     await tar.x({
       file: archive,

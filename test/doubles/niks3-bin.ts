@@ -3,7 +3,8 @@
 // root, plus README.md and LICENSE) with their checksums.txt, for installer tests.
 
 import { createHash } from "node:crypto";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { buildSync } from "esbuild";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +21,28 @@ export const RELEASE_ASSETS = [
   "niks3_Darwin_arm64.tar.gz",
 ] as const;
 
+const DOUBLES_DIR = fileURLToPath(new URL(".", import.meta.url));
+const BUNDLE_DIR = fileURLToPath(new URL("../../node_modules/.cache/niks3-doubles/", import.meta.url));
+
+/**
+ * bundledDouble bundles a double's entry point into one .mjs file (cached by the doubles' source
+ * hash), so each niks3 or niks3-hook call starts in about 50 ms instead of type-stripping a dozen
+ * modules: the real binaries are static Go programs, and a slow double would distort timings.
+ */
+function bundledDouble(entry: string): string {
+  const hash = createHash("sha256");
+  for (const name of readdirSync(DOUBLES_DIR).filter((f) => f.endsWith(".ts")).sort()) {
+    hash.update(name).update(readFileSync(join(DOUBLES_DIR, name)));
+  }
+  const out = join(BUNDLE_DIR, `${entry.replace(/^.*\//, "").replace(/\.ts$/, "")}-${hash.digest("hex").slice(0, 16)}.mjs`);
+  if (existsSync(out)) return out;
+  mkdirSync(BUNDLE_DIR, { recursive: true });
+  const partial = `${out}.${process.pid}.part`;
+  buildSync({ entryPoints: [entry], outfile: partial, bundle: true, platform: "node", format: "esm", target: "node22", logLevel: "error" });
+  renameSync(partial, out);
+  return out;
+}
+
 function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
@@ -28,9 +51,9 @@ function shims(): Record<string, string> {
   const notYet = (name: string): string =>
     `#!/bin/sh\necho "${name}: not implemented in the niks3 test double yet" >&2\nexit 1\n`;
   return {
-    niks3: `#!/bin/sh\nexec ${shQuote(process.execPath)} ${shQuote(NIKS3_CLI)} "$@"\n`,
+    niks3: `#!/bin/sh\nexec ${shQuote(process.execPath)} ${shQuote(bundledDouble(NIKS3_CLI))} "$@"\n`,
     // node:sqlite (the queue) warns that it is experimental; the real binary prints no such line.
-    "niks3-hook": `#!/bin/sh\nexec ${shQuote(process.execPath)} --disable-warning=ExperimentalWarning ${shQuote(NIKS3_HOOK)} "$@"\n`,
+    "niks3-hook": `#!/bin/sh\nexec ${shQuote(process.execPath)} --disable-warning=ExperimentalWarning ${shQuote(bundledDouble(NIKS3_HOOK))} "$@"\n`,
     "niks3-server": notYet("niks3-server"),
   };
 }

@@ -291,7 +291,7 @@ describe("niks3-bin", () => {
   it("writes executable shims into a bin dir", () => {
     const dir = tempDir("niks3-double-bin-");
     const { niks3 } = writeNiks3Bin(dir);
-    expect(readFileSync(niks3, "utf8")).toMatch(/^#!\/bin\/sh\nexec '.*node' '.*niks3-cli\.ts' "\$@"\n$/);
+    expect(readFileSync(niks3, "utf8")).toMatch(/^#!\/bin\/sh\nexec '.*node' '.*niks3-cli-[0-9a-f]{16}\.mjs' "\$@"\n$/);
     expect(statSync(niks3).mode & 0o111).toBe(0o111);
   });
 });
