@@ -7,20 +7,15 @@ import type { RawSettings } from "../settings.ts";
 import type { CommandContext } from "../job/context.ts";
 import { finishJob } from "../job/finish.ts";
 import { prepareJob } from "../job/prepare.ts";
-import { pushItems, pushResults } from "../job/push.ts";
-import { abortUpload, beginUpload, endUpload, helperCommand, mergeOutcomes } from "../upload/session.ts";
+import { pushInSection, pushItems } from "../job/push.ts";
+import { beginJobUpload, endJobUpload } from "../job/upload.ts";
+import { abortUpload, mergeOutcomes } from "../upload/session.ts";
 
 export async function runCi(flags: RawSettings, context: CommandContext): Promise<number> {
   const job = await prepareJob(flags, context);
   const installables = job.plan.installables.map((planned) => planned.installable);
   // Upload while building where Nix runs a post-build-hook (niks3-hook), else diff the store.
-  const upload = await beginUpload(job, {
-    cwd: context.cwd,
-    log: context.log,
-    helper: helperCommand(process.execPath, process.argv[1]),
-    detached: false,
-    idleExitSeconds: job.ci.jobTimeoutSeconds ?? 0,
-  });
+  const upload = await beginJobUpload(job, context, false);
   // The build's section is never folded: a failed build's log must be in sight.
   const results = await job.sections
     .run("build", `building ${installables.join(" ")}`, () =>
@@ -30,21 +25,7 @@ export async function runCi(flags: RawSettings, context: CommandContext): Promis
       await abortUpload(upload, context.log);
       throw error;
     });
-  const streamed =
-    upload.state.mode === "none"
-      ? undefined
-      : await job.sections.run(
-          "upload",
-          upload.state.mode === "daemon" ? "finishing the upload (niks3-hook)" : "pushing the store diff",
-          () => endUpload(upload, job, { cwd: context.cwd, log: context.log, limitSeconds: job.settings.pushTimeoutSeconds, printDaemonLog: false }),
-          { collapsed: true },
-        );
-  const items = pushItems(job.plan, results);
-  const push =
-    job.plan.push && items.length > 0
-      ? await job.sections.run("push", `pushing to ${job.settings.serverUrl}`, () => pushResults(job, items, context.cwd, context.log), {
-          collapsed: true,
-        })
-      : await pushResults(job, items, context.cwd, context.log);
+  const streamed = await endJobUpload(job, upload, context);
+  const push = await pushInSection(job, pushItems(job.plan, results), context);
   return finishJob(job, results, mergeOutcomes(streamed, push), context.log);
 }

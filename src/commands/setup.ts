@@ -7,20 +7,13 @@
 import type { CommandContext } from "../job/context.ts";
 import { prepareJob } from "../job/prepare.ts";
 import type { RawSettings } from "../settings.ts";
-import { beginUpload, helperCommand } from "../upload/session.ts";
+import { beginJobUpload } from "../job/upload.ts";
 import { ENV_FILE, saveUploadState, writeEnvFile } from "../upload/state.ts";
 
 export async function runSetup(flags: RawSettings, context: CommandContext): Promise<number> {
   // The user's script decides what to build; the plan has no installables of its own.
   const job = await prepareJob(flags, context, { installables: () => [] });
-  const session = await beginUpload(job, {
-    cwd: context.cwd,
-    log: context.log,
-    helper: helperCommand(process.execPath, process.argv[1]),
-    detached: true,
-    // niks3-hook exits after this long without a build: never within the job (its timeout).
-    idleExitSeconds: job.ci.jobTimeoutSeconds ?? 0,
-  });
+  const session = await beginJobUpload(job, context, true);
   saveUploadState(job.settings.reportDir, session.state);
   const confFiles = session.nixEnv.NIX_USER_CONF_FILES ?? job.childEnv.NIX_USER_CONF_FILES;
   const vars: Record<string, string> = {};

@@ -5,7 +5,8 @@
 
 import { finishJob } from "../job/finish.ts";
 import { childEnvOf, prepareJob, type PreparedJob } from "../job/prepare.ts";
-import { pushItems, pushResults } from "../job/push.ts";
+import { pushInSection, pushItems } from "../job/push.ts";
+import { beginJobUpload, endJobUpload } from "../job/upload.ts";
 import type { CommandContext } from "../job/context.ts";
 import type { Logger } from "../log.ts";
 import type { PushOutcome } from "../niks3/push.ts";
@@ -14,7 +15,7 @@ import { discoverOutputs } from "../nix/discover.ts";
 import { pinNames } from "../policy.ts";
 import type { RawSettings, Settings } from "../settings.ts";
 import { selectOutputs, toWarmOutput, uniqueBuilds, warmResults, type WarmOutput } from "../warm/outputs.ts";
-import { beginUpload, endUpload, helperCommand, mergeOutcomes } from "../upload/session.ts";
+import { mergeOutcomes } from "../upload/session.ts";
 import { prunePins, type PruneOutcome } from "../warm/prune.ts";
 
 interface Discovered {
@@ -105,13 +106,7 @@ export async function runWarm(flags: RawSettings, context: CommandContext): Prom
   if (selected.length === 0) context.log.warn("warm: no outputs to build (check include, exclude and the system)");
   // As in ci: upload while building where Nix runs a post-build-hook, so that what built before a
   // failing check is cached too; else the store diff after the build.
-  const upload = await beginUpload(job, {
-    cwd: context.cwd,
-    log: context.log,
-    helper: helperCommand(process.execPath, process.argv[1]),
-    detached: false,
-    idleExitSeconds: job.ci.jobTimeoutSeconds ?? 0,
-  });
+  const upload = await beginJobUpload(job, context, false);
   const built = builds.length
     ? await job.sections.run("build", `building ${builds.length} derivations for ${found.system}`, () =>
         runNixBuild(
@@ -120,26 +115,10 @@ export async function runWarm(flags: RawSettings, context: CommandContext): Prom
         ),
       )
     : [];
-  const streamed =
-    upload.state.mode === "none"
-      ? undefined
-      : await job.sections.run(
-          "upload",
-          upload.state.mode === "daemon" ? "finishing the upload (niks3-hook)" : "pushing the store diff",
-          () => endUpload(upload, job, { cwd: context.cwd, log: context.log, limitSeconds: job.settings.pushTimeoutSeconds, printDaemonLog: false }),
-          { collapsed: true },
-        );
+  const streamed = await endJobUpload(job, upload, context);
   const results = warmResults(selected, built);
 
-  const items = pushItems(job.plan, results);
-  const pushed = mergeOutcomes(
-    streamed,
-    job.plan.push && items.length > 0
-      ? await job.sections.run("push", `pushing to ${job.settings.serverUrl}`, () => pushResults(job, items, context.cwd, context.log), {
-          collapsed: true,
-        })
-      : await pushResults(job, items, context.cwd, context.log),
-  );
+  const pushed = mergeOutcomes(streamed, await pushInSection(job, pushItems(job.plan, results), context));
   const push = withPrune(pushed, await prune(job, found, pushed, context));
 
   const code = await finishJob(job, results, push, context.log);

@@ -6,6 +6,7 @@ import { pushFailureHint, runPushes, type PushItem, type PushOutcome } from "../
 import type { InstallableResult } from "../nix/build.ts";
 import type { JobPlan } from "../policy.ts";
 import { writeTokenFile } from "../token.ts";
+import type { CommandContext } from "./context.ts";
 import type { PreparedJob } from "./prepare.ts";
 
 /** pushItems: one niks3 push for all unpinned paths, one per pinned path (niks3 allows one path per --pin). */
@@ -56,4 +57,10 @@ export async function pushResults(job: PreparedJob, items: readonly PushItem[], 
   const hint = outcome.error ? pushFailureHint(outcome.error) : undefined;
   if (hint) log.warn(hint);
   return outcome;
+}
+
+/** pushInSection runs pushResults in a collapsed "push" section when there is something to push. */
+export async function pushInSection(job: PreparedJob, items: readonly PushItem[], context: CommandContext): Promise<PushOutcome | undefined> {
+  const push = () => pushResults(job, items, context.cwd, context.log);
+  return job.plan.push && items.length > 0 ? job.sections.run("push", `pushing to ${job.settings.serverUrl}`, push, { collapsed: true }) : push();
 }

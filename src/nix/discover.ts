@@ -92,49 +92,17 @@ export function flakeForEval(flake: string, cwd: string): string {
   return resolve(cwd, flake);
 }
 
+/** evalArgs: `nix eval` of one of the expressions above, its `result`, with each argument as --argstr. */
+function evalArgs(expr: string, args: Record<string, string>): string[] {
+  return ["eval", ...NIX_FEATURES, "--json", "--impure", "--expr", expr, "result", ...Object.entries(args).flatMap(([name, value]) => ["--argstr", name, value])];
+}
+
 export function discoverArgs(flake: string, system: string | undefined, probe: boolean): string[] {
-  return [
-    "eval",
-    ...NIX_FEATURES,
-    "--json",
-    "--impure",
-    "--expr",
-    DISCOVER_EXPR,
-    "result",
-    "--argstr",
-    "flake",
-    flake,
-    "--argstr",
-    "system",
-    system ?? "",
-    "--argstr",
-    "probe",
-    probe ? "true" : "false",
-  ];
+  return evalArgs(DISCOVER_EXPR, { flake, system: system ?? "", probe: probe ? "true" : "false" });
 }
 
 export function probeArgs(flake: string, system: string, output: DiscoveredOutput): string[] {
-  return [
-    "eval",
-    ...NIX_FEATURES,
-    "--json",
-    "--impure",
-    "--expr",
-    PROBE_EXPR,
-    "result",
-    "--argstr",
-    "flake",
-    flake,
-    "--argstr",
-    "system",
-    system,
-    "--argstr",
-    "category",
-    output.category,
-    "--argstr",
-    "attr",
-    output.attr ?? "",
-  ];
+  return evalArgs(PROBE_EXPR, { flake, system, category: output.category, attr: output.attr ?? "" });
 }
 
 const isCategory = (value: unknown): value is Category => (CATEGORIES as readonly unknown[]).includes(value);

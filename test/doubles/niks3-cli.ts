@@ -7,82 +7,23 @@
 // run, with any --auth-token value redacted. NIKS3_DOUBLE_RETRY_BASE_MS shortens retry backoff.
 
 import { setMaxListeners } from "node:events";
-import { appendFileSync } from "node:fs";
-import { flagBool, flagInt, flagString, FlagError, parseGoFlags, type FlagDef, type ParsedFlags } from "./go-flag.ts";
-import { goDefaultLogLine, slogTextLine, writeStderrLine } from "./go-format.ts";
+import { flagBool, flagInt, flagString, type FlagDef, type ParsedFlags } from "./go-flag.ts";
 import { GC_HELP, PINS_HELP, PUSH_HELP, USAGE } from "./niks3-help.ts";
-import { checkResponse, joinApi, makeLogger, serverRequest, type Client, type Logger } from "./niks3-http.ts";
+import { checkResponse, joinApi, serverRequest, type Client } from "./niks3-http.ts";
+import { COMMON_FLAGS, dispatch, newClient, parseFlags, printHelp, rejectTls, runMain, runState, setupLogger, TLS_FLAGS, tokenSourceOf } from "./niks3-cmdutil.ts";
 import { getStoreDir, resolveSymlinks } from "./niks3-pathinfo.ts";
 import { pushPaths } from "./niks3-push.ts";
-import { resolveTokenSource, type TokenSourceKind } from "./niks3-token.ts";
-
-/** ExitNow ends the run with a code after the caller printed what it had to print. */
-class ExitNow extends Error {
-  readonly code: number;
-  constructor(code: number) {
-    super(`exit ${code}`);
-    this.code = code;
-  }
-}
-
-const COMMON: Record<string, FlagDef> = {
-  "server-url": { kind: "string", def: process.env.NIKS3_SERVER_URL ?? "" },
-  "auth-token": { kind: "string", def: "" },
-  "auth-token-path": { kind: "string", def: "" },
-  "auth-token-script": { kind: "string", def: "" },
-  debug: { kind: "bool", def: false },
-  help: { kind: "bool", def: false },
-  h: { kind: "bool", def: false },
-};
-const TLS: Record<string, FlagDef> = {
-  "client-cert": { kind: "string", def: "" },
-  "client-key": { kind: "string", def: "" },
-  "ca-cert": { kind: "string", def: "" },
-};
-
-let tokenSourceKind: TokenSourceKind | "none" | null = null;
-let logger: Logger | null = null;
-
-function printHelp(text: string): never {
-  process.stderr.write(text);
-  throw new ExitNow(0);
-}
 
 function parse(defs: Record<string, FlagDef>, args: string[], help: string): ParsedFlags {
-  try {
-    return parseGoFlags({ ...COMMON, ...defs, ...TLS }, args);
-  } catch (err) {
-    if (err instanceof FlagError && err.help) printHelp(help);
-    throw new Error(`parsing flags: ${(err as Error).message}`);
-  }
+  return parseFlags({ ...COMMON_FLAGS, ...defs, ...TLS_FLAGS }, args, help);
 }
 
 /** setup mirrors SetupLogger + RequireServerURL + CommonFlags.TokenSource + NewClient + TLS Configure. */
 function setup(p: ParsedFlags, signal: AbortSignal): Client {
-  const log = makeLogger(flagBool(p, "debug"));
-  logger = log;
-  const serverUrl = flagString(p, "server-url");
-  if (serverUrl === "") throw new Error("server URL is required (use --server-url or NIKS3_SERVER_URL env var)");
-  if (p.visited.has("auth-token")) {
-    log.log("WARN", "--auth-token is deprecated: tokens on the command line are visible in /proc and shell history; use --auth-token-path or --auth-token-script");
-  }
-  if (flagString(p, "client-cert") !== "" || flagString(p, "client-key") !== "" || flagString(p, "ca-cert") !== "") {
-    throw new Error("setting up client TLS: mTLS is not supported by the niks3 test double");
-  }
-  tokenSourceKind = "none";
-  const tokenSource = resolveTokenSource(
-    { authToken: flagString(p, "auth-token"), authTokenPath: flagString(p, "auth-token-path"), authTokenScript: flagString(p, "auth-token-script") },
-    process.env,
-  );
-  tokenSourceKind = tokenSource.kind;
-  let baseUrl: URL;
-  try {
-    baseUrl = new URL(serverUrl);
-  } catch {
-    throw new Error(`creating client: parsing server URL: parse ${JSON.stringify(serverUrl)}: invalid URI for request`);
-  }
-  const retryBaseMs = Number(process.env.NIKS3_DOUBLE_RETRY_BASE_MS ?? "100");
-  return { baseUrl, tokenSource, log, signal, retryBaseMs: Number.isFinite(retryBaseMs) ? retryBaseMs : 100, maxRetries: 5 };
+  const { log, serverUrl } = setupLogger(p);
+  rejectTls(p);
+  runState.tokenSourceKind = "none";
+  return newClient(serverUrl, tokenSourceOf(p), log, signal);
 }
 
 async function createPin(c: Client, name: string, storePath: string): Promise<void> {
@@ -212,33 +153,6 @@ function printPins(list: PinInfo[] | null, namesOnly: boolean, json: boolean): v
   process.stdout.write(rows.map((r) => (r[0] ?? "").padEnd(w0) + (r[1] ?? "").padEnd(w1) + (r[2] ?? "") + "\n").join(""));
 }
 
-async function run(argv: string[], signal: AbortSignal): Promise<void> {
-  if (argv.length < 1) {
-    process.stderr.write(USAGE);
-    throw new Error("no command provided");
-  }
-  const cmd = argv[0] ?? "";
-  if (cmd === "--help" || cmd === "-h" || cmd === "help") {
-    process.stderr.write(USAGE);
-    throw new ExitNow(0);
-  }
-  if (cmd === "push") return push(argv.slice(1), signal);
-  if (cmd === "gc") return gc(argv.slice(1), signal);
-  if (cmd === "pins") return pins(argv.slice(1), signal);
-  throw new Error(`unknown command: ${cmd}`);
-}
-
-function redactArgv(argv: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? "";
-    if (/^--?auth-token=/.test(a)) out.push(a.replace(/=.*$/s, "=[redacted]"));
-    else if (/^--?auth-token$/.test(a) && i + 1 < argv.length) out.push(a, "[redacted]"), i++;
-    else out.push(a);
-  }
-  return out;
-}
-
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const abort = new AbortController();
@@ -246,22 +160,8 @@ async function main(): Promise<void> {
   // Real niks3 wraps each command in signal.NotifyContext(SIGINT, SIGTERM): the push is cancelled
   // and the process exits 1 with "context canceled".
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => abort.abort());
-  let code = 0;
-  try {
-    await run(argv, abort.signal);
-  } catch (err) {
-    if (err instanceof ExitNow) code = err.code;
-    else {
-      const msg = (err as Error).message;
-      writeStderrLine(logger ? slogTextLine("ERROR", "Fatal error", { error: msg }) : goDefaultLogLine("ERROR", "Fatal error", { error: msg }));
-      code = 1;
-    }
-  }
-  const logFile = process.env.NIKS3_DOUBLE_LOG;
-  if (logFile) {
-    appendFileSync(logFile, JSON.stringify({ argv: redactArgv(argv), tokenSource: tokenSourceKind, exitCode: code, cwd: process.cwd() }) + "\n");
-  }
-  process.exit(code);
+  const commands = { push: (args: string[]) => push(args, abort.signal), gc: (args: string[]) => gc(args, abort.signal), pins: (args: string[]) => pins(args, abort.signal) };
+  await runMain(argv, () => dispatch(argv, USAGE, commands, false), process.env.NIKS3_DOUBLE_LOG, { cwd: process.cwd() });
 }
 
 await main();

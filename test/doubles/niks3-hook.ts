@@ -11,41 +11,17 @@
 // If NIKS3_HOOK_DOUBLE_LOG names a file, one JSON line {argv, tokenSource, exitCode} is appended per
 // run (--auth-token values redacted), like NIKS3_DOUBLE_LOG for the CLI double.
 
-import { appendFileSync } from "node:fs";
 import { createConnection } from "node:net";
-import { flagBool, flagInt, flagString, FlagError, parseGoFlags, type FlagDef, type ParsedFlags } from "./go-flag.ts";
-import { goDefaultLogLine, goQuote, slogTextLine, writeStderrLine } from "./go-format.ts";
+import { flagBool, flagInt, flagString } from "./go-flag.ts";
+import { goQuote } from "./go-format.ts";
+import { COMMON_FLAGS, dispatch, newClient, parseFlags, printHelp, rejectTls, runMain, setupLogger, TLS_FLAGS, tokenSourceOf } from "./niks3-cmdutil.ts";
 import { DEFAULT_SOCKET, SEND_HELP, SERVE_HELP, USAGE } from "./niks3-hook-help.ts";
 import { listenSocket, runWorker, Wake } from "./niks3-hook-serve.ts";
-import { makeLogger, type Client, type Logger } from "./niks3-http.ts";
+import type { Client, Logger } from "./niks3-http.ts";
 import { getStoreDir } from "./niks3-pathinfo.ts";
 import { pushPaths } from "./niks3-push.ts";
-import { resolveTokenSource, type TokenSourceKind } from "./niks3-token.ts";
 
 const SEND_TIMEOUT_MS = 5_000;
-
-class ExitNow extends Error {
-  readonly code: number;
-  constructor(code: number) {
-    super(`exit ${code}`);
-    this.code = code;
-  }
-}
-
-let logger: Logger | null = null;
-let tokenSourceKind: TokenSourceKind | null = null;
-
-function parse(defs: Record<string, FlagDef>, args: string[], help: string): ParsedFlags {
-  try {
-    return parseGoFlags(defs, args);
-  } catch (err) {
-    if (err instanceof FlagError && err.help) {
-      process.stderr.write(help);
-      throw new ExitNow(0);
-    }
-    throw new Error(`parsing flags: ${(err as Error).message}`);
-  }
-}
 
 /** parseGoDuration mirrors time.ParseDuration (in milliseconds). */
 export function parseGoDuration(text: string): number {
@@ -62,11 +38,8 @@ export function parseGoDuration(text: string): number {
 
 /** send mirrors runSend + hook.SendPaths. Errors go to stderr; the exit code is always 0. */
 async function send(args: string[]): Promise<void> {
-  const p = parse({ socket: { kind: "string", def: DEFAULT_SOCKET }, help: { kind: "bool", def: false }, h: { kind: "bool", def: false } }, args, SEND_HELP);
-  if (flagBool(p, "help") || flagBool(p, "h")) {
-    process.stderr.write(SEND_HELP);
-    throw new ExitNow(0);
-  }
+  const p = parseFlags({ socket: { kind: "string", def: DEFAULT_SOCKET }, help: { kind: "bool", def: false }, h: { kind: "bool", def: false } }, args, SEND_HELP);
+  if (flagBool(p, "help") || flagBool(p, "h")) printHelp(SEND_HELP);
   const paths = (process.env.OUT_PATHS ?? "").split(/\s+/).filter(Boolean);
   if (paths.length === 0) return;
   try {
@@ -111,44 +84,23 @@ function sendPaths(socket: string, paths: string[]): Promise<void> {
 
 /** serve mirrors runServe, in the same order: flags, logger, token source, queue, nix eval, socket. */
 async function serve(args: string[]): Promise<void> {
-  const p = parse(
+  const p = parseFlags(
     {
-      "server-url": { kind: "string", def: process.env.NIKS3_SERVER_URL ?? "" },
-      "auth-token": { kind: "string", def: "" },
-      "auth-token-path": { kind: "string", def: "" },
-      "auth-token-script": { kind: "string", def: "" },
-      debug: { kind: "bool", def: false },
-      help: { kind: "bool", def: false },
-      h: { kind: "bool", def: false },
+      ...COMMON_FLAGS,
       socket: { kind: "string", def: DEFAULT_SOCKET },
       "db-path": { kind: "string", def: "/var/lib/niks3-hook/upload-queue.db" },
       "batch-size": { kind: "int", def: 50 },
       "idle-exit-timeout": { kind: "string", def: "60s" },
       "max-concurrent-uploads": { kind: "int", def: 30 },
       "verify-s3-integrity": { kind: "bool", def: false },
-      "client-cert": { kind: "string", def: "" },
-      "client-key": { kind: "string", def: "" },
-      "ca-cert": { kind: "string", def: "" },
+      ...TLS_FLAGS,
     },
     args,
     SERVE_HELP,
   );
-  if (flagBool(p, "help") || flagBool(p, "h")) {
-    process.stderr.write(SERVE_HELP);
-    throw new ExitNow(0);
-  }
-  const log = makeLogger(flagBool(p, "debug"));
-  logger = log;
-  const serverUrl = flagString(p, "server-url");
-  if (serverUrl === "") throw new Error("server URL is required (use --server-url or NIKS3_SERVER_URL env var)");
-  if (p.visited.has("auth-token")) {
-    log.log("WARN", "--auth-token is deprecated: tokens on the command line are visible in /proc and shell history; use --auth-token-path or --auth-token-script");
-  }
-  const tokenSource = resolveTokenSource(
-    { authToken: flagString(p, "auth-token"), authTokenPath: flagString(p, "auth-token-path"), authTokenScript: flagString(p, "auth-token-script") },
-    process.env,
-  );
-  tokenSourceKind = tokenSource.kind;
+  if (flagBool(p, "help") || flagBool(p, "h")) printHelp(SERVE_HELP);
+  const { log, serverUrl } = setupLogger(p);
+  const tokenSource = tokenSourceOf(p);
   const idleText = flagString(p, "idle-exit-timeout");
   let idleMs = 0;
   if (idleText !== "0") {
@@ -175,18 +127,9 @@ async function serve(args: string[]): Promise<void> {
   const stop = new AbortController();
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => stop.abort());
 
-  if (flagString(p, "client-cert") !== "" || flagString(p, "client-key") !== "" || flagString(p, "ca-cert") !== "") {
-    throw new Error("setting up client TLS: mTLS is not supported by the niks3 test double");
-  }
-  let baseUrl: URL;
-  try {
-    baseUrl = new URL(serverUrl);
-  } catch {
-    throw new Error(`creating client: parsing server URL: parse ${JSON.stringify(serverUrl)}: invalid URI for request`);
-  }
+  rejectTls(p);
+  const client = newClient(serverUrl, tokenSource, log, stop.signal);
   const storeDir = getStoreDir(process.env);
-  const retryBaseMs = Number(process.env.NIKS3_DOUBLE_RETRY_BASE_MS ?? "100");
-  const client: Client = { baseUrl, tokenSource, log, signal: stop.signal, retryBaseMs: Number.isFinite(retryBaseMs) ? retryBaseMs : 100, maxRetries: 5 };
 
   const workerWake = new Wake();
   const idleWake = new Wake();
@@ -244,42 +187,5 @@ async function idleLoop(ms: number, wake: Wake, stop: AbortController, empty: ()
   }
 }
 
-async function run(argv: string[]): Promise<void> {
-  if (argv.length < 1) {
-    process.stderr.write(USAGE);
-    throw new Error("no command provided");
-  }
-  const cmd = argv[0] ?? "";
-  if (cmd === "--help" || cmd === "-h" || cmd === "help") {
-    process.stderr.write(USAGE);
-    return;
-  }
-  if (cmd === "send") return send(argv.slice(1));
-  if (cmd === "serve") return serve(argv.slice(1));
-  process.stderr.write(USAGE);
-  throw new Error(`unknown command: ${cmd}`);
-}
-
-function redactArgv(argv: string[]): string[] {
-  return argv.map((a, i) => (/^--?auth-token$/.test(argv[i - 1] ?? "") ? "[redacted]" : a.replace(/^(--?auth-token=).*$/s, "$1[redacted]")));
-}
-
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  let code = 0;
-  try {
-    await run(argv);
-  } catch (err) {
-    if (err instanceof ExitNow) code = err.code;
-    else {
-      const msg = (err as Error).message;
-      writeStderrLine(logger ? slogTextLine("ERROR", "Fatal error", { error: msg }) : goDefaultLogLine("ERROR", "Fatal error", { error: msg }));
-      code = 1;
-    }
-  }
-  const logFile = process.env.NIKS3_HOOK_DOUBLE_LOG;
-  if (logFile) appendFileSync(logFile, JSON.stringify({ argv: redactArgv(argv), tokenSource: tokenSourceKind, exitCode: code }) + "\n");
-  process.exit(code);
-}
-
-await main();
+const argv = process.argv.slice(2);
+await runMain(argv, () => dispatch(argv, USAGE, { send, serve }, true), process.env.NIKS3_HOOK_DOUBLE_LOG);

@@ -14,6 +14,8 @@ export interface JobRun {
   doubleCalls: { argv: string[] }[];
   /** report file name → its text (files under 5 MB, sub-directories included). */
   reports: Record<string, string>;
+  /** summary.json, parsed (undefined when the job wrote none). */
+  summary: Record<string, unknown> | undefined;
 }
 
 export interface JobSetup {
@@ -56,7 +58,9 @@ export async function runJob(setup: JobSetup): Promise<JobRun> {
       if (statSync(path).size < 5_000_000) reports[file] = readFileSync(path, "utf8");
     }
   }
-  return { run, flakeDir: setup.flakeDir, reportDir, doubleCalls, reports };
+  const summaryText = reports["summary.json"];
+  const summary = summaryText === undefined ? undefined : (JSON.parse(summaryText) as Record<string, unknown>);
+  return { run, flakeDir: setup.flakeDir, reportDir, doubleCalls, reports, summary };
 }
 
 /** secretLeaks names where a secret shows up: the job log, the argv niks3 got, or a report file (empty: nowhere). */

@@ -62,3 +62,40 @@ export async function runGitlabCiLocal(cwd: string, args: readonly string[], env
   });
   return { exitCode: result.exitCode ?? 1, stdout: result.stdout, stderr: result.stderr, all: result.all ?? "" };
 }
+
+export interface GclJobOptions {
+  /** CI/CD variables for the pipeline (predefined ones included, without gitlab-ci-local's warning). */
+  variables: Record<string, string>;
+  /** Predefined variables GitLab would not set for this pipeline (CI_COMMIT_BRANCH in MR and tag pipelines). */
+  unset?: string[];
+  /** Run only these jobs; all jobs of the pipeline when empty. */
+  jobs?: string[];
+}
+
+/**
+ * variableArgs passes CI/CD variables with --variable, predefined ones included: they are all named
+ * in --ignore-predefined-vars, so that gitlab-ci-local takes them from here without a warning.
+ */
+export function variableArgs(variables: Record<string, string>): string[] {
+  return [
+    "--ignore-predefined-vars",
+    Object.keys(variables).join(","),
+    ...Object.entries(variables).flatMap(([key, value]) => ["--variable", `${key}=${value}`]),
+  ];
+}
+
+/**
+ * runPipeline runs jobs with the shell executor. gitlab-ci-local points CI_PROJECT_DIR at
+ * /builds/<project> for jobs with an image, even in the shell executor; GitLab's is the directory
+ * the job starts in, so that is what the job gets here too.
+ */
+export async function runPipeline(project: ConsumerProject, options: GclJobOptions, env: NodeJS.ProcessEnv): Promise<GclResult> {
+  const variables = { CI_PROJECT_DIR: project.dir, ...options.variables };
+  const args = [
+    "--force-shell-executor",
+    ...variableArgs(variables),
+    ...(options.unset ?? []).flatMap((name) => ["--unset-variable", name]),
+    ...(options.jobs ?? []),
+  ];
+  return runGitlabCiLocal(project.dir, args, env);
+}

@@ -19,13 +19,22 @@ export function testNixConfDir(): string {
   return dir;
 }
 
-/** makeFixtureFlake copies the fixture flake with a fresh salt, so its store paths are new to the store. */
-export function makeFixtureFlake(parent?: string): { dir: string; salt: string } {
-  const dir = mkdtempSync(join(parent ?? tmpdir(), "niks3-fixture-"));
+/**
+ * copyFixtureFlake copies a fixture's flake.nix into a new directory with a fresh @SALT@, so its store
+ * paths are new to the store, and its other placeholders replaced.
+ */
+export function copyFixtureFlake(fixture: URL, prefix: string, placeholders: Record<string, string> = {}, parent?: string): { dir: string; salt: string } {
+  const dir = mkdtempSync(join(parent ?? tmpdir(), prefix));
   const salt = randomBytes(8).toString("hex");
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "flake.nix"), readFileSync(FIXTURE, "utf8").replace("@SALT@", salt));
+  const text = Object.entries({ "@SALT@": salt, ...placeholders }).reduce((flake, [name, value]) => flake.replace(name, value), readFileSync(fixture, "utf8"));
+  writeFileSync(join(dir, "flake.nix"), text);
   return { dir, salt };
+}
+
+/** makeFixtureFlake copies the fixture flake with a fresh salt, so its store paths are new to the store. */
+export function makeFixtureFlake(parent?: string): { dir: string; salt: string } {
+  return copyFixtureFlake(FIXTURE, "niks3-fixture-", {}, parent);
 }
 
 export function nixEnv(confDir: string): NodeJS.ProcessEnv {

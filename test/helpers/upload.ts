@@ -3,26 +3,19 @@
 // with gitlab-ci-local's shell executor, the helper bundled from this commit, real Nix and the
 // niks3 doubles.
 
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { randomBytes } from "node:crypto";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { COMPONENT_PROJECT, makeConsumerProject, runGitlabCiLocal, type GclResult } from "./gitlab-ci-local.ts";
+import { dirname } from "node:path";
+import { COMPONENT_PROJECT, makeConsumerProject, runPipeline, type GclResult } from "./gitlab-ci-local.ts";
+import { copyFixtureFlake } from "./nix.ts";
 import { BUNDLE } from "./repo.ts";
 
 const UPLOAD_FIXTURE = new URL("../fixtures/upload-flake/flake.nix", import.meta.url);
 
 /** makeUploadFlake copies the upload fixture with a fresh salt (new store paths) into a new dir. */
 export function makeUploadFlake(options: { slowCount?: number; slowSeconds?: number } = {}): { dir: string; salt: string } {
-  const dir = mkdtempSync(join(tmpdir(), "niks3-upload-fixture-"));
-  const salt = randomBytes(8).toString("hex");
-  mkdirSync(dir, { recursive: true });
-  const text = readFileSync(UPLOAD_FIXTURE, "utf8")
-    .replace("@SALT@", salt)
-    .replace("@SLOW_COUNT@", String(options.slowCount ?? 3))
-    .replace("@SLOW_SECONDS@", String(options.slowSeconds ?? 0));
-  writeFileSync(join(dir, "flake.nix"), text);
-  return { dir, salt };
+  return copyFixtureFlake(UPLOAD_FIXTURE, "niks3-upload-fixture-", {
+    "@SLOW_COUNT@": String(options.slowCount ?? 3),
+    "@SLOW_SECONDS@": String(options.slowSeconds ?? 0),
+  });
 }
 
 export interface SetupJobOptions {
@@ -65,20 +58,12 @@ export async function runSetupJob(options: SetupJobOptions): Promise<SetupJobRun
     "",
   ].join("\n");
   const project = makeConsumerProject({ ".gitlab-ci.yml": yaml }, { flakeDir: options.flakeDir });
-  const variables = { ...options.pipeline, CI_PROJECT_DIR: project.dir, NIKS3_TOKEN: options.token };
-  const args = [
-    "--force-shell-executor",
-    ...Object.entries(variables).flatMap(([key, value]) => ["--variable", `${key}=${value}`]),
-    "--ignore-predefined-vars",
-    Object.keys(options.pipeline).concat("CI_PROJECT_DIR").join(","),
-    "nix-job",
-  ];
   // Node 22 first on PATH (the template checks `node`'s version), then the niks3 shims.
   const env = {
     ...options.nixEnv,
     PATH: `${dirname(process.execPath)}:${options.binDir}:${process.env.PATH}`,
     HOME: project.dir,
   };
-  const result = await runGitlabCiLocal(project.dir, args, env);
+  const result = await runPipeline(project, { variables: { ...options.pipeline, NIKS3_TOKEN: options.token }, jobs: ["nix-job"] }, env);
   return { result, projectDir: project.dir };
 }

@@ -1,109 +1,59 @@
 // `niks3-gitlab ci` end to end: real Nix builds the fixture flake, the bundled helper runs as users
 // run it, and the niks3 double pushes into the fake server's signed binary cache over loopback.
-import { mkdtempSync, readdirSync, readFileSync, existsSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
-import { checksumsTxt, makeReleaseFiles, writeNiks3Bin } from "../doubles/niks3-bin.ts";
+import { describe, expect, it } from "vitest";
+import { checksumsTxt, makeReleaseFiles } from "../doubles/niks3-bin.ts";
 import { assetName } from "../../src/install/platform.ts";
 import { PIPELINES } from "../helpers/ci-env.ts";
-import { closureOf, deleteFromStore, isValidPath, makeFixtureFlake, nixEnv, testNixConfDir } from "../helpers/nix.ts";
-import { lines, runHelper, type HelperRun } from "../helpers/run-helper.ts";
+import { runJob, secretLeaks, type JobRun } from "../helpers/ci-job.ts";
+import { closureOf, deleteFromStore, isValidPath, makeFixtureFlake, nixEnv } from "../helpers/nix.ts";
+import { lines } from "../helpers/run-helper.ts";
+import { useNiks3TestBed } from "../helpers/test-bed.ts";
 import { makeToken } from "../helpers/token.ts";
 
-const AUDIENCE = "https://niks3.example.com";
-const token = makeToken({ aud: AUDIENCE });
-let server: FakeNiks3Server;
-let binDir: string;
-let confDir: string;
+const bed = useNiks3TestBed();
+const { token, audience: AUDIENCE } = bed;
 
-beforeAll(async () => {
-  confDir = testNixConfDir();
-  binDir = mkdtempSync(join(tmpdir(), "niks3-bin-"));
-  writeNiks3Bin(binDir);
-  server = await startFakeNiks3Server({ token, issuer: PIPELINES.defaultBranch.CI_SERVER_URL, oidcAudience: AUDIENCE });
-});
-afterAll(async () => {
-  await server?.close();
-});
-
-interface Job {
-  run: HelperRun;
-  flakeDir: string;
-  doubleLog: { argv: string[] }[];
-  summary: Record<string, unknown> | undefined;
-  reportDir: string;
-}
-
-async function job(pipeline: Record<string, string>, settings: Record<string, string>, options: { flakeDir?: string; path?: string } = {}): Promise<Job> {
-  const flakeDir = options.flakeDir ?? makeFixtureFlake().dir;
-  const doubleLogPath = join(mkdtempSync(join(tmpdir(), "niks3-double-log-")), "calls.jsonl");
-  const reportDir = join(flakeDir, ".niks3-gitlab");
-  const env = {
-    ...nixEnv(confDir),
-    PATH: options.path ?? `${binDir}:${process.env.PATH}`,
-    HOME: flakeDir,
-    ...pipeline,
-    CI_PROJECT_DIR: flakeDir,
-    NIKS3_SERVER_URL: server.url,
-    NIKS3_TOKEN: token,
-    NIKS3_DOUBLE_LOG: doubleLogPath,
-    ...settings,
-  };
-  const run = await runHelper(["ci"], { env, cwd: flakeDir });
-  const doubleLog = existsSync(doubleLogPath)
-    ? readFileSync(doubleLogPath, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { argv: string[] })
-    : [];
-  const summaryPath = join(reportDir, "summary.json");
-  const summary = existsSync(summaryPath) ? (JSON.parse(readFileSync(summaryPath, "utf8")) as Record<string, unknown>) : undefined;
-  return { run, flakeDir, doubleLog, summary, reportDir };
-}
-
-/** expectNoTokenAnywhere: not in the log, not in any argv niks3 got, not in any file the job left. */
-function expectNoTokenAnywhere(result: Job, secret: string): void {
-  expect(result.run.all).not.toContain(secret);
-  expect(JSON.stringify(result.doubleLog)).not.toContain(secret);
-  const walk = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
-      entry.isDirectory() ? walk(join(dir, entry.name)) : [join(dir, entry.name)],
-    );
-  if (existsSync(result.reportDir)) {
-    for (const file of walk(result.reportDir)) {
-      if (statSync(file).size < 5_000_000) expect(readFileSync(file, "utf8"), file).not.toContain(secret);
-    }
-  }
+function job(pipeline: Record<string, string>, settings: Record<string, string>, options: { flakeDir?: string; path?: string } = {}): Promise<JobRun> {
+  return runJob({
+    confDir: bed.confDir,
+    binDir: bed.binDir,
+    flakeDir: options.flakeDir ?? makeFixtureFlake().dir,
+    path: options.path,
+    env: bed.jobVariables(pipeline, settings),
+  });
 }
 
 const outputsOf = (summary: Record<string, unknown> | undefined) =>
   ((summary?.installables ?? []) as { outputs: Record<string, string> }[]).flatMap((i) => Object.values(i.outputs));
 
 describe("niks3-gitlab ci", () => {
-  let defaultBranch: Job;
+  let defaultBranch: JobRun;
 
   it("on the default branch: builds, pushes every closure signed, pins project/branch, never shows the token", async () => {
     defaultBranch = await job(PIPELINES.defaultBranch, { NIKS3_INSTALLABLES: ".#default" });
     expect(defaultBranch.run.exitCode, defaultBranch.run.all).toBe(0);
     const outputs = outputsOf(defaultBranch.summary);
     expect(outputs).toHaveLength(1);
-    const closure = closureOf(outputs, nixEnv(confDir));
+    const closure = closureOf(outputs, nixEnv(bed.confDir));
     expect(closure).toHaveLength(3);
     for (const path of closure) {
-      expect(server.storePaths().has(path), `${path} in the cache`).toBe(true);
-      const narinfo = await (await fetch(`${server.substituterUrl}/${path.slice(11, 43)}.narinfo`)).text();
+      expect(bed.server.storePaths().has(path), `${path} in the cache`).toBe(true);
+      const narinfo = await (await fetch(`${bed.server.substituterUrl}/${path.slice(11, 43)}.narinfo`)).text();
       expect(narinfo).toMatch(/^Sig: \S+:\S+$/m);
     }
-    expect(server.pins.get("acme-widgets-main")).toBe(outputs[0]);
+    expect(bed.server.pins.get("acme-widgets-main")).toBe(outputs[0]);
     expect(defaultBranch.summary?.push).toMatchObject({ ok: true, uploaded: 3, pinned: ["acme-widgets-main"] });
     // The token went to niks3 as a file path only.
-    expect(defaultBranch.doubleLog.length).toBeGreaterThan(0);
-    for (const call of defaultBranch.doubleLog) expect(call.argv).toContain("--auth-token-path");
-    expectNoTokenAnywhere(defaultBranch, token);
+    expect(defaultBranch.doubleCalls.length).toBeGreaterThan(0);
+    for (const call of defaultBranch.doubleCalls) expect(call.argv).toContain("--auth-token-path");
+    expect(secretLeaks(defaultBranch, token)).toEqual([]);
   });
 
   it("in a same-project MR on a clean store: substitutes everything, builds 0 derivations", async () => {
     const outputs = outputsOf(defaultBranch.summary);
-    const env = nixEnv(confDir);
+    const env = nixEnv(bed.confDir);
     const closure = closureOf(outputs, env);
     deleteFromStore([...closure].reverse(), env);
     for (const path of closure) expect(isValidPath(path, env)).toBe(false);
@@ -117,11 +67,11 @@ describe("niks3-gitlab ci", () => {
   });
 
   it("in a fork MR: builds and pulls, pushes nothing, exits 0 with a one-line notice", async () => {
-    const before = server.requests.length;
+    const before = bed.server.requests.length;
     const fork = await job(PIPELINES.forkMergeRequest, { NIKS3_INSTALLABLES: ".#default" });
     expect(fork.run.exitCode, fork.run.all).toBe(0);
-    expect(fork.doubleLog).toEqual([]);
-    expect(server.requests.slice(before).filter((r) => r.path.startsWith("/api/") && r.path !== "/api/cache-config")).toEqual([]);
+    expect(fork.doubleCalls).toEqual([]);
+    expect(bed.server.requests.slice(before).filter((r) => r.path.startsWith("/api/") && r.path !== "/api/cache-config")).toEqual([]);
     const notices = lines(fork.run.stderr).filter((line) => line.includes("fork"));
     expect(notices.length).toBeGreaterThan(0);
     expect(notices.join("\n")).toMatch(/merge request from a fork: pulling from the cache only, nothing is pushed/);
@@ -134,8 +84,8 @@ describe("niks3-gitlab ci", () => {
     const installables = partial.summary?.installables as { installable: string; ok: boolean; outputs: Record<string, string>; error?: string }[];
     expect(installables.map((i) => [i.installable, i.ok])).toEqual([[".#default", true], [".#broken", false], [".#dep", true]]);
     expect(installables[1]?.error).toContain("broken on purpose");
-    for (const path of closureOf(outputsOf({ installables: installables.filter((i) => i.ok) }), nixEnv(confDir))) {
-      expect(server.storePaths().has(path)).toBe(true);
+    for (const path of closureOf(outputsOf({ installables: installables.filter((i) => i.ok) }), nixEnv(bed.confDir))) {
+      expect(bed.server.storePaths().has(path)).toBe(true);
     }
   });
 
@@ -153,7 +103,7 @@ describe("niks3-gitlab ci", () => {
     expect(refused.run.exitCode, refused.run.all).toBe(3);
     expect(refused.run.stderr).toMatch(/server returned 401/);
     expect(refused.run.stderr).toMatch(/audience.*issuer.*bound_claims/);
-    expectNoTokenAnywhere(refused, wrong);
+    expect(secretLeaks(refused, wrong)).toEqual([]);
 
     const strict = await job(PIPELINES.defaultBranch, { NIKS3_TOKEN: wrong, NIKS3_STRICT: "true" });
     expect(strict.run.exitCode).toBe(1);
@@ -165,20 +115,20 @@ describe("niks3-gitlab ci", () => {
     expect(result.run.exitCode).toBe(3);
     expect(result.run.stderr).toContain("the token's aud is https://other.example.com but the server expects https://niks3.example.com");
     expect(result.run.stderr).toContain("set the component input audience");
-    expect(result.doubleLog).toEqual([]);
+    expect(result.doubleCalls).toEqual([]);
   });
 
   it("when the server is unreachable: warns once, builds without the cache", async () => {
     const result = await job(PIPELINES.mergeRequest, { NIKS3_SERVER_URL: "http://127.0.0.1:9", NIKS3_PUSH: "never" });
     expect(result.run.exitCode, result.run.all).toBe(0);
-    expect(lines(result.run.stderr).filter((line) => line.includes("warning:"))).toHaveLength(1);
+    expect(lines(result.run.stderr).filter((line) => line.includes("niks3: warning:"))).toHaveLength(1);
     expect(result.run.stderr).toContain("building without the cache");
   });
 
   it("without niks3 on PATH: downloads the pinned release, verifies it, and the next job uses the cache", async () => {
-    server.serveRelease("9.9.1", makeReleaseFiles());
+    bed.server.serveRelease("9.9.1", makeReleaseFiles());
     const flakeDir = makeFixtureFlake().dir;
-    const settings = { NIKS3_VERSION: "9.9.1", NIKS3_DOWNLOAD_URL: `${server.url}/releases` };
+    const settings = { NIKS3_VERSION: "9.9.1", NIKS3_DOWNLOAD_URL: `${bed.server.url}/releases` };
     const cold = await job(PIPELINES.mergeRequest, settings, { flakeDir, path: process.env.PATH ?? "" });
     expect(cold.run.exitCode, cold.run.all).toBe(0);
     expect(cold.run.stderr).toMatch(/downloading niks3 9\.9\.1/);
@@ -196,12 +146,12 @@ describe("niks3-gitlab ci", () => {
     const genuine = files[asset] ?? Buffer.alloc(0);
     // The archive served is not the one checksums.txt describes.
     const tampered = Buffer.concat([genuine, Buffer.from("tampered")]);
-    server.serveRelease("9.9.2", { [asset]: tampered, "checksums.txt": Buffer.from(checksumsTxt({ [asset]: genuine })) });
-    const result = await job(PIPELINES.defaultBranch, { NIKS3_VERSION: "9.9.2", NIKS3_DOWNLOAD_URL: `${server.url}/releases` }, { path: process.env.PATH ?? "" });
+    bed.server.serveRelease("9.9.2", { [asset]: tampered, "checksums.txt": Buffer.from(checksumsTxt({ [asset]: genuine })) });
+    const result = await job(PIPELINES.defaultBranch, { NIKS3_VERSION: "9.9.2", NIKS3_DOWNLOAD_URL: `${bed.server.url}/releases` }, { path: process.env.PATH ?? "" });
     expect(result.run.exitCode).toBe(1);
     const errors = lines(result.run.stderr).filter((line) => /sha256/.test(line) && /mismatch|does not match/i.test(line));
     expect(errors).toHaveLength(1);
-    expect(result.doubleLog).toEqual([]);
+    expect(result.doubleCalls).toEqual([]);
     const cacheDir = join(result.flakeDir, ".niks3-gitlab", "cache");
     const leftovers = existsSync(cacheDir) ? readdirSync(cacheDir, { recursive: true }).map(String).filter((f) => f.includes("niks3")) : [];
     expect(leftovers).toEqual([]);
@@ -217,7 +167,7 @@ describe("niks3-gitlab ci", () => {
     const output = lines(result.run.all).filter(Boolean);
     expect(output).toHaveLength(1);
     expect(output[0]).toMatch(new RegExp(`^niks3: invalid ${input} \\(`));
-    expect(result.doubleLog).toEqual([]);
+    expect(result.doubleCalls).toEqual([]);
     expect(result.summary).toBeUndefined();
   });
 });

@@ -1,39 +1,24 @@
 // The build component run for real by gitlab-ci-local's shell executor, on the fixture flake, with
 // the niks3 double: one pipeline of each kind in product.md's policy table. Each run checks what
 // was built, pushed and pinned, and the job's status.
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
-import { writeNiks3Bin } from "../doubles/niks3-bin.ts";
-import { closureOf, makeFixtureFlake, nixEnv, testNixConfDir } from "../helpers/nix.ts";
-import { COMPONENT_PROJECT, makeConsumerProject, runGitlabCiLocal } from "../helpers/gitlab-ci-local.ts";
+import { describe, expect, it } from "vitest";
+import { closureOf, makeFixtureFlake, nixEnv } from "../helpers/nix.ts";
+import { COMPONENT_PROJECT, makeConsumerProject, runPipeline } from "../helpers/gitlab-ci-local.ts";
 import { BUNDLE } from "../helpers/repo.ts";
-import { makeToken } from "../helpers/token.ts";
+import { useNiks3TestBed } from "../helpers/test-bed.ts";
 
-const token = makeToken({ aud: "https://niks3.example.com" });
+const bed = useNiks3TestBed();
+const { token } = bed;
 const PIN_BASE = COMPONENT_PROJECT.replace("/", "-");
-let server: FakeNiks3Server;
-let binDir: string;
-let confDir: string;
-
-beforeAll(async () => {
-  server = await startFakeNiks3Server({ token, issuer: "https://gitlab.example.com", oidcAudience: "https://niks3.example.com" });
-  confDir = testNixConfDir();
-  binDir = mkdtempSync(join(tmpdir(), "niks3-bin-"));
-  writeNiks3Bin(binDir);
-});
-afterAll(async () => {
-  await server?.close();
-});
 
 const consumerYaml = () =>
   [
     "include:",
     `  - component: $CI_SERVER_FQDN/${COMPONENT_PROJECT}/build@$CI_COMMIT_SHA`,
     "    inputs:",
-    `      server_url: ${server.url}`,
+    `      server_url: ${bed.server.url}`,
     "      installables: .#default .#dep",
     `      helper: ${process.execPath} ${BUNDLE}`,
     "",
@@ -63,18 +48,9 @@ describe("the build component in gitlab-ci-local", () => {
   it.each(scenarios)("$name", async (scenario) => {
     const flake = makeFixtureFlake();
     const project = makeConsumerProject({ ".gitlab-ci.yml": consumerYaml() }, { flakeDir: flake.dir });
-    // gitlab-ci-local points CI_PROJECT_DIR at /builds/… for jobs with an image even in the shell
-    // executor; GitLab's is the directory the job starts in.
-    const variables = { CI_SERVER_URL: "https://gitlab.example.com", CI_PROJECT_DIR: project.dir, NIKS3_TOKEN: token, ...scenario.variables };
-    const args = [
-      "--force-shell-executor",
-      "--ignore-predefined-vars",
-      Object.keys(variables).join(","),
-      ...Object.entries(variables).flatMap(([key, value]) => ["--variable", `${key}=${value}`]),
-      ...(scenario.unset ?? []).flatMap((name) => ["--unset-variable", name]),
-    ];
-    const pinsBefore = new Map(server.pins);
-    const result = await runGitlabCiLocal(project.dir, args, { ...nixEnv(confDir), PATH: `${binDir}:${process.env.PATH}` });
+    const variables = { CI_SERVER_URL: "https://gitlab.example.com", NIKS3_TOKEN: token, ...scenario.variables };
+    const pinsBefore = new Map(bed.server.pins);
+    const result = await runPipeline(project, { variables, unset: scenario.unset }, bed.env());
     expect(result.exitCode, result.all).toBe(0);
     expect(result.all).not.toContain(token);
 
@@ -92,13 +68,13 @@ describe("the build component in gitlab-ci-local", () => {
     };
     expect(summary.installables.map((i) => [i.installable, i.ok])).toEqual([[".#default", true], [".#dep", true]]);
     const outputs = summary.installables.flatMap((i) => Object.values(i.outputs));
-    const closure = closureOf(outputs, nixEnv(confDir));
+    const closure = closureOf(outputs, nixEnv(bed.confDir));
     expect(closure).toHaveLength(3);
-    for (const path of closure) expect(server.storePaths().has(path), path).toBe(scenario.pushes);
+    for (const path of closure) expect(bed.server.storePaths().has(path), path).toBe(scenario.pushes);
     expect(summary.push).toMatchObject({ attempted: scenario.pushes, ok: scenario.pushes });
 
-    const newPins = [...server.pins].filter(([name, path]) => pinsBefore.get(name) !== path).map(([name]) => name).sort();
+    const newPins = [...bed.server.pins].filter(([name, path]) => pinsBefore.get(name) !== path).map(([name]) => name).sort();
     expect(newPins).toEqual([...scenario.pins].sort());
-    for (const [index, pin] of scenario.pins.entries()) expect(server.pins.get(pin)).toBe(outputs[index]);
+    for (const [index, pin] of scenario.pins.entries()) expect(bed.server.pins.get(pin)).toBe(outputs[index]);
   });
 });

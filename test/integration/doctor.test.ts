@@ -4,26 +4,16 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
+import { describe, expect, it } from "vitest";
 import { runJob, secretLeaks } from "../helpers/ci-job.ts";
-import { testNixConfDir } from "../helpers/nix.ts";
 import { lines } from "../helpers/run-helper.ts";
+import { useNiks3TestBed } from "../helpers/test-bed.ts";
 import { makeToken } from "../helpers/token.ts";
 
 const GITLAB = "https://gitlab.example.com";
 const AUDIENCE = "https://niks3.example.com";
-const good = makeToken({ iss: GITLAB, aud: AUDIENCE });
-let server: FakeNiks3Server;
-let confDir: string;
-
-beforeAll(async () => {
-  confDir = testNixConfDir();
-  server = await startFakeNiks3Server({ token: good, issuer: GITLAB, oidcAudience: AUDIENCE });
-});
-afterAll(async () => {
-  await server?.close();
-});
+const bed = useNiks3TestBed({ issuer: GITLAB, audience: AUDIENCE });
+const good = bed.token;
 
 interface Case {
   name: string;
@@ -106,20 +96,20 @@ describe("niks3-gitlab doctor", () => {
     const dir = mkdtempSync(join(tmpdir(), "niks3-doctor-"));
     const job = await runJob({
       command: ["doctor"],
-      confDir,
+      confDir: bed.confDir,
       binDir: dir,
       flakeDir: dir,
       ...(hideNix ? { path: mkdtempSync(join(tmpdir(), "empty-path-")) } : {}),
       env: {
         GITLAB_CI: "true",
         CI_SERVER_URL: GITLAB,
-        NIKS3_SERVER_URL: server.url,
+        NIKS3_SERVER_URL: bed.server.url,
         ...(token ? { NIKS3_TOKEN: token } : {}),
         ...env,
       },
     });
     const output = lines(job.run.stderr).filter(Boolean);
-    const fill = (text: string) => text.replaceAll("{server}", server.url);
+    const fill = (text: string) => text.replaceAll("{server}", bed.server.url);
     expect(output.every((line) => line.startsWith("niks3: ")), job.run.all).toBe(true);
     const found = output.filter((line) => line.startsWith("niks3: problem: "));
     expect(found, job.run.all).toHaveLength(problems.length);
@@ -136,7 +126,7 @@ describe("niks3-gitlab doctor", () => {
 
   it("rejects a missing server_url in one line, exit 2, before checking anything", async () => {
     const dir = mkdtempSync(join(tmpdir(), "niks3-doctor-"));
-    const job = await runJob({ command: ["doctor"], confDir, binDir: dir, flakeDir: dir, env: { NIKS3_TOKEN: good } });
+    const job = await runJob({ command: ["doctor"], confDir: bed.confDir, binDir: dir, flakeDir: dir, env: { NIKS3_TOKEN: good } });
     expect(job.run.exitCode).toBe(2);
     expect(lines(job.run.all).filter(Boolean)).toEqual([expect.stringMatching(/^niks3: server_url \(NIKS3_SERVER_URL \/ --server-url\) is required/)]);
   });

@@ -6,27 +6,18 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
-import { writeNiks3Bin } from "../doubles/niks3-bin.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import { PIPELINES } from "../helpers/ci-env.ts";
-import { makeFixtureFlake, nixEnv, testNixConfDir } from "../helpers/nix.ts";
+import { makeFixtureFlake, nixEnv } from "../helpers/nix.ts";
 import { BUNDLE } from "../helpers/repo.ts";
 import { lines } from "../helpers/run-helper.ts";
-import { makeToken } from "../helpers/token.ts";
+import { useNiks3TestBed } from "../helpers/test-bed.ts";
 
-const AUDIENCE = "https://niks3.example.com";
-const token = makeToken({ aud: AUDIENCE });
-let server: FakeNiks3Server;
-let binDir: string;
+const bed = useNiks3TestBed();
+const { token } = bed;
 let wrapDir: string;
-let confDir: string;
 
-beforeAll(async () => {
-  server = await startFakeNiks3Server({ token, oidcAudience: AUDIENCE });
-  confDir = testNixConfDir();
-  binDir = mkdtempSync(join(tmpdir(), "niks3-faults-bin-"));
-  writeNiks3Bin(binDir);
+beforeAll(() => {
   // nix and nix-store wrappers that record their argv (NIX_ARGV_LOG) before running the real ones.
   wrapDir = mkdtempSync(join(tmpdir(), "niks3-faults-wrap-"));
   for (const tool of ["nix", "nix-store"]) {
@@ -34,12 +25,6 @@ beforeAll(async () => {
     writeFileSync(join(wrapDir, tool), `#!/bin/sh\n[ -n "$NIX_ARGV_LOG" ] && echo "${tool} $*" >> "$NIX_ARGV_LOG"\nexec ${real} "$@"\n`);
     chmodSync(join(wrapDir, tool), 0o755);
   }
-});
-afterAll(async () => {
-  await server?.close();
-});
-afterEach(() => {
-  server.faults = {};
 });
 
 function execaSyncWhich(tool: string): string {
@@ -74,18 +59,15 @@ async function runJob(pipeline: Record<string, string>, options: RunOptions = {}
   const tmp = options.tmp ?? mkdtempSync(join(tmpdir(), "niks3-faults-tmp-"));
   const logs = mkdtempSync(join(tmpdir(), "niks3-faults-argv-"));
   const env = {
-    ...nixEnv(confDir),
-    PATH: `${wrapDir}:${binDir}:${process.env.PATH}`,
+    ...nixEnv(bed.confDir),
+    PATH: `${wrapDir}:${bed.binDir}:${process.env.PATH}`,
     HOME: flakeDir,
     TMPDIR: tmp,
     NIX_ARGV_LOG: join(logs, "nix.log"),
     NIKS3_DOUBLE_LOG: join(logs, "niks3.jsonl"),
     NIKS3_DOUBLE_RETRY_BASE_MS: "1",
-    ...pipeline,
     CI_PROJECT_DIR: flakeDir,
-    NIKS3_SERVER_URL: server.url,
-    NIKS3_TOKEN: token,
-    ...options.env,
+    ...bed.jobVariables(pipeline, options.env),
   };
   const child = execa(process.execPath, [BUNDLE, "ci"], { cwd: flakeDir, env, extendEnv: false, reject: false, all: true, stdin: "ignore" });
   if (options.onLine) {
@@ -136,7 +118,7 @@ describe("cache-config faults: the build goes on without the substituter, with o
     { name: "a very slow answer", fault: { delayMs: 60_000 }, env: { NIKS3_CACHE_CONFIG_TIMEOUT: "1s" } },
     { name: "no answer at all", fault: { hang: true }, env: { NIKS3_CACHE_CONFIG_TIMEOUT: "1s" } },
   ])("$name", async ({ fault, env }) => {
-    server.faults.cacheConfig = fault;
+    bed.server.faults.cacheConfig = fault;
     const run = await runJob(PIPELINES.mergeRequest, { env: { NIKS3_PUSH: "never", ...env } });
     expect(run.exitCode, run.all).toBe(0);
     expect(warnings(run)).toHaveLength(1);
@@ -152,14 +134,14 @@ describe("push faults follow the warn/strict policy", () => {
     { name: "5xx from the server", fault: { status: 500 }, message: /server returned 500/ },
     { name: "a server that never answers", fault: { hang: true }, env: { NIKS3_PUSH_TIMEOUT: "3s" }, message: /did not finish within 3s/ },
   ])("$name: exit 3 with the reason, exit 1 when strict", async ({ fault, env, message }) => {
-    server.faults.push = fault;
+    bed.server.faults.push = fault;
     const run = await runJob(PIPELINES.defaultBranch, { env: { ...env } });
     expect(run.exitCode, run.all).toBe(3);
     expect(run.stderr).toMatch(message);
     expect(run.stderr).toMatch(/the build succeeded but the push failed/);
     expectNoLeak(run);
 
-    server.faults.push = fault;
+    bed.server.faults.push = fault;
     const strict = await runJob(PIPELINES.defaultBranch, { env: { ...env, NIKS3_STRICT: "true" } });
     expect(strict.exitCode).toBe(1);
     expectNoLeak(strict);
@@ -204,7 +186,7 @@ describe("cancellation (GitLab sends SIGTERM)", () => {
   });
 
   it("during the push: niks3 is stopped, the 0600 token file is removed, exit 143", async () => {
-    server.faults.push = { hang: true };
+    bed.server.faults.push = { hang: true };
     const tmp = mkdtempSync(join(tmpdir(), "niks3-faults-tmp-"));
     let tokenFileModes: number[] = [];
     let sent = false;

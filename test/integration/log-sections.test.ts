@@ -1,32 +1,13 @@
 // What the job log looks like in GitLab: the bundled helper builds the fixture flake with real Nix;
 // each step is a collapsible section that always closes, folded only where nothing needs a look
 // (a build's log never is), and the closing table comes last, outside every section.
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
-import { writeNiks3Bin } from "../doubles/niks3-bin.ts";
+import { describe, expect, it } from "vitest";
 import { PIPELINES } from "../helpers/ci-env.ts";
 import { runJob } from "../helpers/ci-job.ts";
-import { makeFixtureFlake, testNixConfDir } from "../helpers/nix.ts";
-import { makeToken } from "../helpers/token.ts";
+import { makeFixtureFlake } from "../helpers/nix.ts";
+import { useNiks3TestBed } from "../helpers/test-bed.ts";
 
-const AUDIENCE = "https://niks3.example.com";
-const token = makeToken({ aud: AUDIENCE });
-let server: FakeNiks3Server;
-let binDir: string;
-let confDir: string;
-
-beforeAll(async () => {
-  confDir = testNixConfDir();
-  binDir = mkdtempSync(join(tmpdir(), "niks3-bin-"));
-  writeNiks3Bin(binDir);
-  server = await startFakeNiks3Server({ token, issuer: PIPELINES.defaultBranch.CI_SERVER_URL, oidcAudience: AUDIENCE });
-});
-afterAll(async () => {
-  await server?.close();
-});
+const bed = useNiks3TestBed();
 
 interface Section {
   name: string;
@@ -62,16 +43,9 @@ function parseSections(log: string): { sections: Section[]; outside: string[] } 
   return { sections, outside };
 }
 
-const env = (pipeline: Record<string, string>, extra: Record<string, string> = {}) => ({
-  ...pipeline,
-  NIKS3_SERVER_URL: server.url,
-  NIKS3_TOKEN: token,
-  ...extra,
-});
-
 describe("the job log", () => {
   it("a good build: every step in its own closed section, only the build left unfolded, then the table", async () => {
-    const job = await runJob({ confDir, binDir, flakeDir: makeFixtureFlake().dir, env: env(PIPELINES.defaultBranch, { NIKS3_INSTALLABLES: ".#default" }) });
+    const job = await runJob({ confDir: bed.confDir, binDir: bed.binDir, flakeDir: makeFixtureFlake().dir, env: bed.jobVariables(PIPELINES.defaultBranch, { NIKS3_INSTALLABLES: ".#default" }) });
     expect(job.run.exitCode, job.run.all).toBe(0);
     const { sections, outside } = parseSections(job.run.stderr);
     const byName = new Map(sections.map((s) => [s.name, s]));
@@ -82,7 +56,7 @@ describe("the job log", () => {
     }
     expect(byName.get("niks3_build")?.header).toBe("building .#default");
     expect(byName.get("niks3_build")?.body.join("\n")).toMatch(/building '\/nix\/store\/\S+-fixture-app\.drv'/);
-    expect(byName.get("niks3_configure")?.body).toContain(`niks3: pulling from ${server.substituterUrl} (1 trusted key)`);
+    expect(byName.get("niks3_configure")?.body).toContain(`niks3: pulling from ${bed.server.substituterUrl} (1 trusted key)`);
     // The plan opens the log; the table and the step times close it, outside every section.
     expect(outside[0]).toMatch(/^niks3: pipeline: default branch/);
     expect(outside).toContainEqual(expect.stringMatching(/^niks3: installable\s+status\s+closure\s+pin\s+out path$/));
@@ -91,7 +65,7 @@ describe("the job log", () => {
   });
 
   it("a failed build: the build's log stays unfolded and the failure heads the table", async () => {
-    const job = await runJob({ confDir, binDir, flakeDir: makeFixtureFlake().dir, env: env(PIPELINES.mergeRequest, { NIKS3_INSTALLABLES: ".#dep .#broken" }) });
+    const job = await runJob({ confDir: bed.confDir, binDir: bed.binDir, flakeDir: makeFixtureFlake().dir, env: bed.jobVariables(PIPELINES.mergeRequest, { NIKS3_INSTALLABLES: ".#dep .#broken" }) });
     expect(job.run.exitCode).toBe(1);
     const { sections, outside } = parseSections(job.run.stderr);
     const build = sections.find((s) => s.name === "niks3_build");
@@ -104,10 +78,10 @@ describe("the job log", () => {
 
   it("an unreachable server: the configure section stays unfolded, with its warning inside", async () => {
     const job = await runJob({
-      confDir,
-      binDir,
+      confDir: bed.confDir,
+      binDir: bed.binDir,
       flakeDir: makeFixtureFlake().dir,
-      env: env(PIPELINES.mergeRequest, { NIKS3_SERVER_URL: "http://127.0.0.1:9", NIKS3_PUSH: "never" }),
+      env: bed.jobVariables(PIPELINES.mergeRequest, { NIKS3_SERVER_URL: "http://127.0.0.1:9", NIKS3_PUSH: "never" }),
     });
     expect(job.run.exitCode, job.run.all).toBe(0);
     const configure = parseSections(job.run.stderr).sections.find((s) => s.name === "niks3_configure");

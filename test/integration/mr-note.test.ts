@@ -1,22 +1,17 @@
 // The merge request note, end to end: the bundled helper builds the fixture flake in MR pipelines
 // and posts through @gitbeaker/rest to a fake GitLab API over loopback. One note per MR, edited in
 // place by every pipeline; never from forks; a failure to post is a warning, never a failed job.
-import { mkdtempSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeGitlabApi, type FakeGitlabApi } from "../doubles/fake-gitlab-api.ts";
-import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
-import { writeNiks3Bin } from "../doubles/niks3-bin.ts";
 import { PIPELINES } from "../helpers/ci-env.ts";
 import { runJob, secretLeaks, type JobRun } from "../helpers/ci-job.ts";
-import { makeFixtureFlake, testNixConfDir } from "../helpers/nix.ts";
+import { makeFixtureFlake } from "../helpers/nix.ts";
 import { lines } from "../helpers/run-helper.ts";
-import { makeToken } from "../helpers/token.ts";
+import { useNiks3TestBed } from "../helpers/test-bed.ts";
 
-const AUDIENCE = "https://niks3.example.com";
-const idToken = makeToken({ aud: AUDIENCE });
+const niks3 = useNiks3TestBed({ issuer: PIPELINES.mergeRequest.CI_SERVER_URL });
+const idToken = niks3.token;
 const NOTE_TOKEN = `glpat-${randomBytes(12).toString("hex")}`;
 const BOT = { id: 77, username: "project_42_bot_niks3" };
 const ALICE = { id: 5, username: "alice" };
@@ -24,30 +19,22 @@ const PROJECT = 42;
 const MR = 7;
 const MARKER = '<!-- niks3-gitlab job="niks3-build" -->';
 
-let niks3: FakeNiks3Server;
 let gitlab: FakeGitlabApi;
-let binDir: string;
-let confDir: string;
 
 beforeAll(async () => {
-  confDir = testNixConfDir();
-  binDir = mkdtempSync(join(tmpdir(), "niks3-bin-"));
-  writeNiks3Bin(binDir);
-  niks3 = await startFakeNiks3Server({ token: idToken, issuer: PIPELINES.mergeRequest.CI_SERVER_URL, oidcAudience: AUDIENCE });
   gitlab = await startFakeGitlabApi({
     tokens: { [NOTE_TOKEN]: BOT, "glpat-alice": ALICE },
     projects: [{ id: PROJECT, path: "acme/widgets", mergeRequests: [MR, 8] }],
   });
 });
 afterAll(async () => {
-  await niks3?.close();
   await gitlab?.close();
 });
 
 function mrJob(pipelineId: number, flakeDir: string, env: Record<string, string> = {}, pipeline: Record<string, string> = PIPELINES.mergeRequest): Promise<JobRun> {
   return runJob({
-    confDir,
-    binDir,
+    confDir: niks3.confDir,
+    binDir: niks3.binDir,
     flakeDir,
     env: {
       ...pipeline,
@@ -57,7 +44,7 @@ function mrJob(pipelineId: number, flakeDir: string, env: Record<string, string>
       CI_PIPELINE_ID: String(pipelineId),
       CI_PIPELINE_URL: `https://gitlab.example.com/acme/widgets/-/pipelines/${pipelineId}`,
       CI_COMMIT_SHA: randomBytes(20).toString("hex"),
-      NIKS3_SERVER_URL: niks3.url,
+      NIKS3_SERVER_URL: niks3.server.url,
       NIKS3_TOKEN: idToken,
       NIKS3_INSTALLABLES: ".#default",
       NIKS3_MR_NOTE_TOKEN_VARIABLE: "MR_NOTE_TOKEN",
@@ -68,7 +55,7 @@ function mrJob(pipelineId: number, flakeDir: string, env: Record<string, string>
 }
 
 const botNotes = (iid = MR) => gitlab.notes(PROJECT, iid).filter((note) => note.author.id === BOT.id);
-const warnings = (job: JobRun) => lines(job.run.stderr).filter((line) => line.includes("warning:"));
+const warnings = (job: JobRun) => lines(job.run.stderr).filter((line) => line.includes("niks3: warning:"));
 
 describe("merge request note", () => {
   it("two pipelines of one MR leave exactly one note, which shows the second run", async () => {

@@ -1,19 +1,18 @@
 // The niks3-hook double with real Nix and the fake server: `send` always exits 0, `serve` binds its
 // socket only after opening its SQLite queue, uploads what it is sent with the niks3 CLI double's
 // push code, and on SIGTERM drains and exits 0 even when the drain fails (the paths stay queued).
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
-import { writeNiks3Bin } from "../doubles/niks3-bin.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import { countQueue } from "../../src/upload/daemon.ts";
-import { nixEnv as nixEnvOf, testNixConfDir } from "../helpers/nix.ts";
+import { nixEnv as nixEnvOf } from "../helpers/nix.ts";
+import { useNiks3TestBed } from "../helpers/test-bed.ts";
 
-const TOKEN = `tok-${randomBytes(12).toString("hex")}`;
-let server: FakeNiks3Server;
+const bed = useNiks3TestBed();
+const TOKEN = bed.token;
 let work: string;
 let hookBin: string;
 let env: NodeJS.ProcessEnv;
@@ -37,7 +36,7 @@ function run(cmd: string, args: string[], extra: NodeJS.ProcessEnv = {}): Promis
 async function serve(dir: string, tokenFile: string) {
   const socket = join(dir, "hook.sock");
   const db = join(dir, "queue.db");
-  const child = spawn(hookBin, ["serve", "--server-url", server.url, "--auth-token-path", tokenFile, "--socket", socket, "--db-path", db, "--idle-exit-timeout", "0"], { env });
+  const child = spawn(hookBin, ["serve", "--server-url", bed.server.url, "--auth-token-path", tokenFile, "--socket", socket, "--db-path", db, "--idle-exit-timeout", "0"], { env });
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
@@ -54,19 +53,12 @@ async function serve(dir: string, tokenFile: string) {
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "niks3-hook-double-"));
-  const binDir = join(work, "bin");
-  execFileSync("mkdir", ["-p", binDir]);
-  hookBin = writeNiks3Bin(binDir).niks3Hook;
-  env = { ...nixEnvOf(testNixConfDir()), NIKS3_DOUBLE_RETRY_BASE_MS: "1" };
-  server = await startFakeNiks3Server({ token: TOKEN });
+  hookBin = join(bed.binDir, "niks3-hook");
+  env = { ...nixEnvOf(bed.confDir), NIKS3_DOUBLE_RETRY_BASE_MS: "1" };
   const salt = randomBytes(8).toString("hex");
   const result = await run("nix-build", ["--no-out-link", "-E", `derivation { name = "hook-double-${salt}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo ${salt} > $out"]; }`]);
   built = result.stdout.trim();
   expect(built).toMatch(/^\/nix\/store\//);
-});
-
-afterAll(async () => {
-  await server?.close();
 });
 
 describe("niks3-hook double", () => {
@@ -86,7 +78,7 @@ describe("niks3-hook double", () => {
     expect(sent).toMatchObject({ code: 0, stderr: "" });
     daemon.child.kill("SIGTERM");
     expect(await daemon.exited).toBe(0);
-    expect(server.storePaths().has(built)).toBe(true);
+    expect(bed.server.storePaths().has(built)).toBe(true);
     expect(daemon.log()).toMatch(/level=INFO msg="niks3-hook serve starting" socket=\S+ socket-activated=false db-path=\S+ batch-size=50 idle-exit-timeout=0s/);
     expect(daemon.log()).toContain('msg="niks3-hook serve stopped"');
     expect(await countQueue(daemon.db)).toBe(0);

@@ -1,34 +1,19 @@
 // The build component's reports after a real gitlab-ci-local run (shell executor, the fixture
 // flake, the niks3 double, the fake server): every report file exists, parses, and says the right
 // thing about each installable; the dotenv outputs reach a later job; the log has its sections.
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { parseEnv as parseDotenv } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
-import { writeNiks3Bin } from "../doubles/niks3-bin.ts";
-import { COMPONENT_PROJECT, makeConsumerProject, runGitlabCiLocal, type GclResult } from "../helpers/gitlab-ci-local.ts";
-import { closureOf, makeFixtureFlake, nixEnv, testNixConfDir } from "../helpers/nix.ts";
+import { describe, expect, it } from "vitest";
+import { COMPONENT_PROJECT, makeConsumerProject, runPipeline, type GclResult } from "../helpers/gitlab-ci-local.ts";
+import { closureOf, makeFixtureFlake, nixEnv } from "../helpers/nix.ts";
 import { BUNDLE } from "../helpers/repo.ts";
-import { makeToken } from "../helpers/token.ts";
+import { useNiks3TestBed } from "../helpers/test-bed.ts";
 
-const token = makeToken({ aud: "https://niks3.example.com" });
+const bed = useNiks3TestBed();
+const { token } = bed;
 const PIN_BASE = COMPONENT_PROJECT.replace("/", "-");
-let server: FakeNiks3Server;
-let binDir: string;
-let confDir: string;
-
-beforeAll(async () => {
-  server = await startFakeNiks3Server({ token, issuer: "https://gitlab.example.com", oidcAudience: "https://niks3.example.com" });
-  confDir = testNixConfDir();
-  binDir = mkdtempSync(join(tmpdir(), "niks3-bin-"));
-  writeNiks3Bin(binDir);
-});
-afterAll(async () => {
-  await server?.close();
-});
 
 // A later job that needs the build job and prints the dotenv variables it received.
 const consumerYaml = (installables: string) =>
@@ -36,7 +21,7 @@ const consumerYaml = (installables: string) =>
     "include:",
     `  - component: $CI_SERVER_FQDN/${COMPONENT_PROJECT}/build@$CI_COMMIT_SHA`,
     "    inputs:",
-    `      server_url: ${server.url}`,
+    `      server_url: ${bed.server.url}`,
     `      installables: ${installables}`,
     `      helper: ${process.execPath} ${BUNDLE}`,
     "",
@@ -60,15 +45,7 @@ interface Run {
 async function pipeline(installables: string, variables: Record<string, string>): Promise<Run> {
   const flake = makeFixtureFlake();
   const project = makeConsumerProject({ ".gitlab-ci.yml": consumerYaml(installables) }, { flakeDir: flake.dir });
-  // gitlab-ci-local points CI_PROJECT_DIR of a job with an image at /builds/…, even in the shell.
-  const all = { CI_SERVER_URL: "https://gitlab.example.com", CI_PROJECT_DIR: project.dir, NIKS3_TOKEN: token, ...variables };
-  const args = [
-    "--force-shell-executor",
-    "--ignore-predefined-vars",
-    Object.keys(all).join(","),
-    ...Object.entries(all).flatMap(([key, value]) => ["--variable", `${key}=${value}`]),
-  ];
-  const result = await runGitlabCiLocal(project.dir, args, { ...nixEnv(confDir), PATH: `${binDir}:${process.env.PATH}` });
+  const result = await runPipeline(project, { variables: { CI_SERVER_URL: "https://gitlab.example.com", NIKS3_TOKEN: token, ...variables } }, bed.env());
   const reportDir = join(project.dir, ".niks3-gitlab");
   return { result, dir: project.dir, report: (file) => readFileSync(join(reportDir, file), "utf8") };
 }
@@ -110,7 +87,7 @@ describe("build component reports in gitlab-ci-local", () => {
       [".#dep", true, `${PIN_BASE}-main-dep`],
     ]);
     // Closure sizes are the NAR sizes of each closure: app ⊃ lib ⊃ dep.
-    expect(closureOf([appPath], nixEnv(confDir))).toHaveLength(3);
+    expect(closureOf([appPath], nixEnv(bed.confDir))).toHaveLength(3);
     expect(app?.closure_size).toBeGreaterThan(dep?.closure_size ?? Infinity);
     expect(dep?.closure_size).toBeGreaterThan(0);
     // All three paths are new to the cache (uploaded while building or by the pushes); each pinned
@@ -131,10 +108,10 @@ describe("build component reports in gitlab-ci-local", () => {
 
     const annotations = JSON.parse(run.report("annotations.json")) as { niks3: { external_link: { label: string; url: string } }[] };
     const links = annotations.niks3.map((a) => a.external_link);
-    expect(links[0]).toEqual({ label: `binary cache ${server.substituterUrl}`, url: server.substituterUrl });
+    expect(links[0]).toEqual({ label: `binary cache ${bed.server.substituterUrl}`, url: bed.server.substituterUrl });
     for (const pin of [`${PIN_BASE}-main-default`, `${PIN_BASE}-main-dep`]) {
       const link = links.find((l) => l.label === `pin ${pin}`);
-      expect(link?.url).toBe(`${server.substituterUrl}/pins/${pin}`);
+      expect(link?.url).toBe(`${bed.server.substituterUrl}/pins/${pin}`);
       // The link leads to the pinned store path, as niks3 serves pins.
       expect((await (await fetch(link?.url ?? "")).text()).trim()).toBe(pin.endsWith("default") ? appPath : depPath);
     }
@@ -146,7 +123,7 @@ describe("build component reports in gitlab-ci-local", () => {
     expect(Buffer.byteLength(dotenvText)).toBeLessThan(5 * 1024);
     expect(parseDotenv(dotenvText)).toEqual({
       NIKS3_STATUS: "success",
-      NIKS3_SUBSTITUTER: server.substituterUrl,
+      NIKS3_SUBSTITUTER: bed.server.substituterUrl,
       NIKS3_PUSHED: "true",
       NIKS3_PUSHED_COUNT: "3",
       NIKS3_CACHED_COUNT: String(summary.push.cached),

@@ -1,17 +1,13 @@
 // The warm component through gitlab-ci-local: which pipelines run it, its systems matrix, and a
 // scheduled pipeline that really runs it (shell executor, the bundled helper, real Nix, the niks3
 // double and the fake server).
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dirname } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
-import { writeNiks3Bin } from "../doubles/niks3-bin.ts";
-import { COMPONENT_PROJECT, makeConsumerProject, runGitlabCiLocal, type ConsumerProject } from "../helpers/gitlab-ci-local.ts";
-import { makeFixtureFlake, nixEnv, testNixConfDir } from "../helpers/nix.ts";
+import { COMPONENT_PROJECT, makeConsumerProject, runGitlabCiLocal, runPipeline, variableArgs, type ConsumerProject } from "../helpers/gitlab-ci-local.ts";
+import { makeFixtureFlake } from "../helpers/nix.ts";
 import { BUNDLE } from "../helpers/repo.ts";
-import { makeToken } from "../helpers/token.ts";
+import { useNiks3TestBed } from "../helpers/test-bed.ts";
 
 const AUDIENCE = "https://niks3.example.com";
 
@@ -32,8 +28,7 @@ interface ListedJob {
 
 /** listJobs: the jobs gitlab-ci-local would create for a pipeline with these variables. */
 async function listJobs(project: ConsumerProject, variables: Record<string, string>): Promise<ListedJob[]> {
-  const args = ["--list-json", ...Object.entries(variables).flatMap(([k, v]) => ["--variable", `${k}=${v}`])];
-  const result = await runGitlabCiLocal(project.dir, [...args, "--ignore-predefined-vars", Object.keys(variables).join(",")]);
+  const result = await runGitlabCiLocal(project.dir, ["--list-json", ...variableArgs(variables)]);
   expect(result.exitCode, result.all).toBe(0);
   const json = result.stdout.slice(result.stdout.indexOf("["), result.stdout.lastIndexOf("]") + 1);
   return (JSON.parse(json) as ListedJob[]).filter((job) => job.when !== "never");
@@ -75,18 +70,11 @@ describe("the warm component in gitlab-ci-local", () => {
   });
 
   describe("a scheduled pipeline, run", () => {
-    const token = makeToken({ aud: AUDIENCE });
-    let server: FakeNiks3Server;
-    beforeAll(async () => {
-      server = await startFakeNiks3Server({ token, issuer: "https://gitlab.example.com", oidcAudience: AUDIENCE });
-    });
-    afterAll(async () => {
-      await server?.close();
-    });
+    const bed = useNiks3TestBed({ audience: AUDIENCE });
+    const { token } = bed;
 
     it("builds, pushes and pins every output of the flake, and never shows the token", async () => {
-      const binDir = mkdtempSync(join(tmpdir(), "niks3-bin-"));
-      writeNiks3Bin(binDir);
+      const { server } = bed;
       const consumer = makeConsumerProject(
         {
           ".gitlab-ci.yml": warmInclude({
@@ -99,10 +87,10 @@ describe("the warm component in gitlab-ci-local", () => {
         { flakeDir: makeFixtureFlake().dir },
       );
       // gitlab-ci-local has no id_tokens: the token comes in as a variable, as GitLab would set it.
-      const result = await runGitlabCiLocal(
-        consumer.dir,
-        ["--force-shell-executor", "--variable", "CI_PIPELINE_SOURCE=schedule", "--variable", `NIKS3_TOKEN=${token}`, "--ignore-predefined-vars", "CI_PIPELINE_SOURCE"],
-        { ...nixEnv(testNixConfDir()), PATH: `${binDir}:${dirname(process.execPath)}:${process.env.PATH}`, HOME: consumer.dir },
+      const result = await runPipeline(
+        consumer,
+        { variables: { CI_PIPELINE_SOURCE: "schedule", NIKS3_TOKEN: token } },
+        { ...bed.env(), PATH: `${bed.binDir}:${dirname(process.execPath)}:${process.env.PATH}`, HOME: consumer.dir },
       );
       expect(result.exitCode, result.all).toBe(0);
       expect(result.all).toContain("PASS  niks3-warm");

@@ -2,33 +2,22 @@
 // bundled helper runs as the warm component runs it, and the niks3 double pushes and pins into the
 // fake server over loopback.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFakeNiks3Server, type FakeNiks3Server } from "../doubles/fake-niks3-server.ts";
-import { writeNiks3Bin } from "../doubles/niks3-bin.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import { PIPELINES } from "../helpers/ci-env.ts";
-import { closureOf, makeFixtureFlake, nixEnv, testNixConfDir } from "../helpers/nix.ts";
-import { lines, runHelper, type HelperRun } from "../helpers/run-helper.ts";
-import { makeToken } from "../helpers/token.ts";
+import { runJob, secretLeaks, type JobRun } from "../helpers/ci-job.ts";
+import { closureOf, makeFixtureFlake, nixEnv } from "../helpers/nix.ts";
+import { lines, type HelperRun } from "../helpers/run-helper.ts";
+import { useNiks3TestBed } from "../helpers/test-bed.ts";
 
-const AUDIENCE = "https://niks3.example.com";
-const token = makeToken({ aud: AUDIENCE });
-let server: FakeNiks3Server;
-let binDir: string;
-let confDir: string;
+const bed = useNiks3TestBed();
+const { token } = bed;
 let system: string;
 
-beforeAll(async () => {
-  confDir = testNixConfDir();
-  binDir = mkdtempSync(join(tmpdir(), "niks3-bin-"));
-  writeNiks3Bin(binDir);
-  server = await startFakeNiks3Server({ token, issuer: PIPELINES.defaultBranch.CI_SERVER_URL, oidcAudience: AUDIENCE });
-  system = execFileSync("nix", ["eval", "--raw", "--impure", "--expr", "builtins.currentSystem"], { env: nixEnv(confDir), encoding: "utf8" });
-});
-afterAll(async () => {
-  await server?.close();
+beforeAll(() => {
+  system = execFileSync("nix", ["eval", "--raw", "--impure", "--expr", "builtins.currentSystem"], { env: nixEnv(bed.confDir), encoding: "utf8" });
 });
 
 interface Installable {
@@ -39,12 +28,8 @@ interface Installable {
   error?: string;
 }
 
-interface Job {
-  run: HelperRun;
-  flakeDir: string;
-  doubleLog: { argv: string[] }[];
+interface Job extends JobRun {
   installables: Installable[];
-  summary: Record<string, unknown> | undefined;
 }
 
 /** fixtureFlake: the fixture with fresh store paths; `failures` adds a failing check and a check that does not evaluate. */
@@ -58,25 +43,14 @@ function fixtureFlake(failures = false): string {
 }
 
 async function warm(pipeline: Record<string, string>, settings: Record<string, string>, flakeDir: string): Promise<Job> {
-  const doubleLogPath = join(mkdtempSync(join(tmpdir(), "niks3-double-log-")), "calls.jsonl");
-  const env = {
-    ...nixEnv(confDir),
-    PATH: `${binDir}:${process.env.PATH}`,
-    HOME: flakeDir,
-    ...pipeline,
-    CI_PROJECT_DIR: flakeDir,
-    NIKS3_SERVER_URL: server.url,
-    NIKS3_TOKEN: token,
-    NIKS3_DOUBLE_LOG: doubleLogPath,
-    ...settings,
-  };
-  const run = await runHelper(["warm"], { env, cwd: flakeDir });
-  const doubleLog = existsSync(doubleLogPath)
-    ? readFileSync(doubleLogPath, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { argv: string[] })
-    : [];
-  const summaryPath = join(flakeDir, ".niks3-gitlab", "summary.json");
-  const summary = existsSync(summaryPath) ? (JSON.parse(readFileSync(summaryPath, "utf8")) as Record<string, unknown>) : undefined;
-  return { run, flakeDir, doubleLog, summary, installables: (summary?.installables ?? []) as Installable[] };
+  const run = await runJob({
+    command: ["warm"],
+    confDir: bed.confDir,
+    binDir: bed.binDir,
+    flakeDir,
+    env: bed.jobVariables(pipeline, settings),
+  });
+  return { ...run, installables: (run.summary?.installables ?? []) as Installable[] };
 }
 
 /** builtDerivations: the derivation names Nix logged `building '…'` for, as often as it did. */
@@ -88,19 +62,9 @@ const builtDerivations = (run: HelperRun): string[] =>
 const byName = (job: Job): Map<string, Installable> =>
   new Map(job.installables.map((i) => [i.installable.replace(`.#`, "").replace(`.${system}`, ""), i]));
 
-function expectNoToken(job: Job): void {
-  expect(job.run.all).not.toContain(token);
-  expect(JSON.stringify(job.doubleLog)).not.toContain(token);
-  const dir = join(job.flakeDir, ".niks3-gitlab");
-  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
-  for (const file of existsSync(dir) ? walk(dir) : []) {
-    if (statSync(file).size < 5_000_000) expect(readFileSync(file, "utf8"), file).not.toContain(token);
-  }
-}
-
 /** seedPin pins a path the server already holds, as another job (or an older warm) would have. */
 async function seedPin(name: string, storePath: string): Promise<void> {
-  const response = await fetch(`${server.url}/api/pins/${name}`, {
+  const response = await fetch(`${bed.server.url}/api/pins/${name}`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify({ store_path: storePath }),
@@ -138,14 +102,14 @@ describe("niks3-gitlab warm", () => {
       const path = Object.values(installable.outputs)[0]!;
       expect(path, name).toMatch(new RegExp(`^/nix/store/[a-z0-9]{32}-${DERIVATION_OF[name]}$`));
       const pin = `acme-widgets-main-${name === "formatter" ? `formatter.${system}` : name.replace(".", `.${system}.`)}`;
-      expect(server.pins.get(pin), pin).toBe(path);
+      expect(bed.server.pins.get(pin), pin).toBe(path);
       expect(installable.pin).toBe(pin);
-      for (const p of closureOf([path], nixEnv(confDir))) expect(server.storePaths().has(p), `${p} of ${name} in the cache`).toBe(true);
+      for (const p of closureOf([path], nixEnv(bed.confDir))) expect(bed.server.storePaths().has(p), `${p} of ${name} in the cache`).toBe(true);
     }
     expect(outputs.get("packages.default")?.outputs).toEqual(outputs.get("packages.app")?.outputs);
-    expect([...server.pins.keys()].filter((pin) => pin.includes("broken"))).toEqual([]);
-    for (const call of first.doubleLog) expect(call.argv).toContain("--auth-token-path");
-    expectNoToken(first);
+    expect([...bed.server.pins.keys()].filter((pin) => pin.includes("broken"))).toEqual([]);
+    for (const call of first.doubleCalls) expect(call.argv).toContain("--auth-token-path");
+    expect(secretLeaks(first, token)).toEqual([]);
   });
 
   it("a failing check and a check that does not evaluate: the other outputs are still pushed and pinned, the job names both and exits 1", async () => {
@@ -162,10 +126,10 @@ describe("niks3-gitlab warm", () => {
       expect(installable.ok, name).toBe(true);
       const path = Object.values(installable.outputs)[0]!;
       expect(path, name).toMatch(new RegExp(`-${DERIVATION_OF[name]}$`));
-      expect(server.storePaths().has(path), `${name} in the cache`).toBe(true);
-      expect(server.pins.get(installable.pin!)).toBe(path);
+      expect(bed.server.storePaths().has(path), `${name} in the cache`).toBe(true);
+      expect(bed.server.pins.get(installable.pin!)).toBe(path);
     }
-    expect([...server.pins.keys()].filter((pin) => /checks\.[^.]+\.(fails|no-eval)$/.test(pin))).toEqual([]);
+    expect([...bed.server.pins.keys()].filter((pin) => /checks\.[^.]+\.(fails|no-eval)$/.test(pin))).toEqual([]);
   });
 
   it("again with prune: builds nothing, deletes only this branch's pins of outputs that are gone", async () => {
@@ -184,20 +148,20 @@ describe("niks3-gitlab warm", () => {
     const without = await warm(PIPELINES.defaultBranch, { NIKS3_WARM_EXCLUDE: "packages.broken" }, first.flakeDir);
     expect(without.run.exitCode, without.run.all).toBe(0);
     expect(builtDerivations(without.run)).toEqual([]);
-    for (const name of stale) expect(server.pins.has(name), `${name} stays without prune`).toBe(true);
+    for (const name of stale) expect(bed.server.pins.has(name), `${name} stays without prune`).toBe(true);
 
     const pruned = await warm(PIPELINES.defaultBranch, { NIKS3_WARM_EXCLUDE: "packages.broken", NIKS3_WARM_PRUNE: "true" }, first.flakeDir);
     expect(pruned.run.exitCode, pruned.run.all).toBe(0);
     for (const name of stale) {
-      expect(server.pins.has(name), `${name} pruned`).toBe(false);
+      expect(bed.server.pins.has(name), `${name} pruned`).toBe(false);
       expect(lines(pruned.run.stderr).some((line) => line.startsWith(`niks3: prune: deleted pin ${name} `))).toBe(true);
     }
-    for (const name of kept) expect(server.pins.has(name), `${name} kept`).toBe(true);
-    for (const name of OUTPUTS) expect(server.pins.has(byName(pruned).get(name)!.pin!)).toBe(true);
-    const pinCalls = pruned.doubleLog.filter((call) => call.argv[0] === "pins");
+    for (const name of kept) expect(bed.server.pins.has(name), `${name} kept`).toBe(true);
+    for (const name of OUTPUTS) expect(bed.server.pins.has(byName(pruned).get(name)!.pin!)).toBe(true);
+    const pinCalls = pruned.doubleCalls.filter((call) => call.argv[0] === "pins");
     expect(pinCalls.map((call) => call.argv.slice(0, 2).join(" "))).toEqual(["pins list", "pins delete", "pins delete"]);
     for (const call of pinCalls) expect(call.argv).toContain("--auth-token-path");
-    expectNoToken(pruned);
+    expect(secretLeaks(pruned, token)).toEqual([]);
   });
 
   it.each<{ name: string; env: Record<string, string>; input: string }>([
@@ -209,6 +173,6 @@ describe("niks3-gitlab warm", () => {
     const output = lines(result.run.all).filter(Boolean);
     expect(output).toHaveLength(1);
     expect(output[0]).toMatch(new RegExp(`^niks3: invalid ${input} \\(`));
-    expect(result.doubleLog).toEqual([]);
+    expect(result.doubleCalls).toEqual([]);
   });
 });
