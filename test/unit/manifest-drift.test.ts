@@ -7,6 +7,7 @@ import { readComponentSpec } from "../../scripts/component-spec.ts";
 import { renderReadme } from "../../scripts/readme-tables.ts";
 import { ExitCode } from "../../src/errors.ts";
 import { MANIFEST, HELPER_VERSION } from "../../src/manifest.ts";
+import { SETTINGS } from "../../src/settings-table.ts";
 import { MANIFEST_COMPONENTS, REPO_ROOT, templatePath } from "../helpers/repo.ts";
 
 const pkg = JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as { name: string; version: string };
@@ -78,5 +79,11 @@ describe("component.yml drift", () => {
 
   it("component.yml parses as the manifest the helper was built with", () => {
     expect(parse(readFileSync(`${REPO_ROOT}/component.yml`, "utf8"))).toEqual(MANIFEST);
+  });
+
+  it("the README's helper table lists every setting with its variable and flag", () => {
+    for (const spec of Object.values(SETTINGS)) {
+      expect(readme, `${spec.env} missing from the README's helper table`).toMatch(new RegExp(`\\| \`${spec.env}\` \\| \`${spec.flag}\` \\|`));
+    }
   });
 });
