@@ -7,6 +7,8 @@ import type { RawSettings } from "./settings.ts";
 import { HELPER_VERSION } from "./manifest.ts";
 import type { CommandContext } from "./job/context.ts";
 
+type Runner = (raw: RawSettings, context: CommandContext) => Promise<number>;
+
 const BOOLEAN_SETTINGS: ReadonlySet<SettingName> = new Set(["strict", "debug", "warmPrune"]);
 
 /** settingOptions: one commander option per setting, described from the settings table. */
@@ -56,14 +58,21 @@ export function buildProgram(context: CommandContext, setExitCode: (code: number
     "debug",
     "mrNoteTokenVariable",
   ];
-  const ci = program
-    .command("ci")
-    .description("build the installables, push their closures and pin them as the pipeline allows (the build component)");
-  for (const option of settingOptions(ciSettings)) ci.addOption(option);
-  ci.action(async (options: Record<string, unknown>) => {
-    const { runCi } = await import("./commands/ci.ts");
-    setExitCode(await runCi(rawSettings(options, ciSettings), context));
-  });
+  const settingsCommand = (name: string, description: string, names: readonly SettingName[], load: () => Promise<Runner>) => {
+    const command = program.command(name).description(description);
+    for (const option of settingOptions(names)) command.addOption(option);
+    command.action(async (options: Record<string, unknown>) => {
+      const run = await load();
+      setExitCode(await run(rawSettings(options, names), context));
+    });
+  };
+
+  settingsCommand(
+    "ci",
+    "build the installables, push their closures and pin them as the pipeline allows (the build component)",
+    ciSettings,
+    async () => (await import("./commands/ci.ts")).runCi,
+  );
 
   const warmSettings: SettingName[] = [
     ...ciSettings.filter((name) => name !== "installables"),
@@ -73,45 +82,33 @@ export function buildProgram(context: CommandContext, setExitCode: (code: number
     "warmPrune",
     "warmSystem",
   ];
-  const warm = program
-    .command("warm")
-    .description("build every package, check, devShell and formatter of the flake for this system, push them and pin each one (the warm component)");
-  for (const option of settingOptions(warmSettings)) warm.addOption(option);
-  warm.action(async (options: Record<string, unknown>) => {
-    const { runWarm } = await import("./commands/warm.ts");
-    setExitCode(await runWarm(rawSettings(options, warmSettings), context));
-  });
+  settingsCommand(
+    "warm",
+    "build every package, check, devShell and formatter of the flake for this system, push them and pin each one (the warm component)",
+    warmSettings,
+    async () => (await import("./commands/warm.ts")).runWarm,
+  );
 
-  const doctorSettings: SettingName[] = ["serverUrl"];
-  const doctor = program
-    .command("doctor")
-    .description("check Nix, the niks3 server and the job's id_token against each other; print a fix for each problem (exit 1 if any)");
-  for (const option of settingOptions(doctorSettings)) doctor.addOption(option);
-  doctor.action(async (options: Record<string, unknown>) => {
-    const { runDoctor } = await import("./commands/doctor.ts");
-    setExitCode(await runDoctor(rawSettings(options, doctorSettings), context));
-  });
+  settingsCommand(
+    "doctor",
+    "check Nix, the niks3 server and the job's id_token against each other; print a fix for each problem (exit 1 if any)",
+    ["serverUrl"],
+    async () => (await import("./commands/doctor.ts")).runDoctor,
+  );
 
   // The setup component: before_script runs `setup`, after_script runs `upload`.
-  const setupSettings: SettingName[] = ["serverUrl", "push", "niks3Version", "downloadUrl", "cacheDir", "reportDir", "uploadMode", "debug"];
-  const setup = program
-    .command("setup")
-    .description("configure Nix to pull from the cache and start uploading what the job's own script builds (setup component, before_script)");
-  for (const option of settingOptions(setupSettings)) setup.addOption(option);
-  setup.action(async (options: Record<string, unknown>) => {
-    const { runSetup } = await import("./commands/setup.ts");
-    setExitCode(await runSetup(rawSettings(options, setupSettings), context));
-  });
-
-  const uploadSettings: SettingName[] = ["serverUrl", "reportDir", "pushTimeout", "debug"];
-  const upload = program
-    .command("upload")
-    .description("finish uploading what the job built since setup, within the after_script's time limit (setup component, after_script)");
-  for (const option of settingOptions(uploadSettings)) upload.addOption(option);
-  upload.action(async (options: Record<string, unknown>) => {
-    const { runUpload } = await import("./commands/upload.ts");
-    setExitCode(await runUpload(rawSettings(options, uploadSettings), context));
-  });
+  settingsCommand(
+    "setup",
+    "configure Nix to pull from the cache and start uploading what the job's own script builds (setup component, before_script)",
+    ["serverUrl", "push", "niks3Version", "downloadUrl", "cacheDir", "reportDir", "uploadMode", "debug"],
+    async () => (await import("./commands/setup.ts")).runSetup,
+  );
+  settingsCommand(
+    "upload",
+    "finish uploading what the job built since setup, within the after_script's time limit (setup component, after_script)",
+    ["serverUrl", "reportDir", "pushTimeout", "debug"],
+    async () => (await import("./commands/upload.ts")).runUpload,
+  );
 
   program
     .command("token-script", { hidden: true })
