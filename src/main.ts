@@ -54,11 +54,11 @@ async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);
   } catch (error) {
-    if (!isCancelled()) process.exitCode = exitCodeFor(error);
+    if (!isCancelled()) process.exitCode = exitCodeForError(error);
   }
 }
 
-function exitCodeFor(error: unknown): number {
+function exitCodeForError(error: unknown): number {
   if (error instanceof Niks3GitlabError) {
     log.raw(`${error.message.startsWith("niks3:") ? error.message : `niks3: ${error.message}`}\n`);
     return error.exitCode;

@@ -4,7 +4,7 @@
 
 import type { Logger } from "../log.ts";
 import { runProcess } from "../edges/proc.ts";
-import { parseNiks3Log } from "./push.ts";
+import { niks3CommonArgs, parseNiks3Log } from "./push.ts";
 
 export interface PinsCallInput {
   serverUrl: string;
@@ -12,20 +12,13 @@ export interface PinsCallInput {
   debug?: boolean;
 }
 
-const common = (input: PinsCallInput): string[] => [
-  "--server-url",
-  input.serverUrl,
-  "--auth-token-path",
-  input.tokenPath,
-  ...(input.debug ? ["--debug"] : []),
-];
 
 export function niks3PinsListArgs(input: PinsCallInput): string[] {
-  return ["pins", "list", ...common(input), "--json"];
+  return ["pins", "list", ...niks3CommonArgs(input), "--json"];
 }
 
 export function niks3PinsDeleteArgs(input: PinsCallInput & { name: string }): string[] {
-  return ["pins", "delete", ...common(input), input.name];
+  return ["pins", "delete", ...niks3CommonArgs(input), input.name];
 }
 
 export interface PinInfo {

@@ -13,18 +13,17 @@ export interface PushArgsInput {
   debug?: boolean;
 }
 
+/**
+ * niks3CommonArgs: the flags every niks3 subcommand takes. The token goes as a file path, never as
+ * a value; --debug only when asked, since niks3 then logs HTTP headers, the bearer token included.
+ */
+export function niks3CommonArgs(input: { serverUrl: string; tokenPath: string; debug?: boolean | undefined }): string[] {
+  return ["--server-url", input.serverUrl, "--auth-token-path", input.tokenPath, ...(input.debug ? ["--debug"] : [])];
+}
+
 /** niks3PushArgs builds `niks3 push` argv. Go's flag package stops at the first path, so flags go first. */
 export function niks3PushArgs(input: PushArgsInput): string[] {
-  return [
-    "push",
-    "--server-url",
-    input.serverUrl,
-    "--auth-token-path",
-    input.tokenPath,
-    ...(input.debug ? ["--debug"] : []),
-    ...(input.pin ? ["--pin", input.pin] : []),
-    ...input.paths,
-  ];
+  return ["push", ...niks3CommonArgs(input), ...(input.pin ? ["--pin", input.pin] : []), ...input.paths];
 }
 
 export interface PushLog {

@@ -4,6 +4,9 @@ import { describe, expect, it } from "vitest";
 import { parsePathInfoJson } from "../../src/nix/path-info.ts";
 import { logTail, nixBuildArgs, parseBuildJson } from "../../src/nix/build.ts";
 import { niks3PushArgs, parseNiks3Log, pushFailureHint } from "../../src/niks3/push.ts";
+import { niks3PinsDeleteArgs, niks3PinsListArgs } from "../../src/niks3/pins.ts";
+import { niks3HookServeArgs } from "../../src/upload/hook.ts";
+import { resolveSettings } from "../../src/settings.ts";
 import { nixConfText, userConfFiles } from "../../src/nix/config.ts";
 import { parseCacheConfig, cacheConfigUrl } from "../../src/niks3/cache-config.ts";
 
@@ -78,5 +81,25 @@ describe("cache-config", () => {
   });
   it("accepts a server that knows no issuer", () => {
     expect(parseCacheConfig({ substituter_url: "", public_keys: [] })).toEqual({ substituterUrl: "", publicKeys: [], oidcAudience: undefined });
+  });
+});
+
+// niks3 --debug dumps HTTP headers, the bearer token included: it must be off unless asked for.
+describe("niks3 --debug", () => {
+  const debug = resolveSettings({}, { NIKS3_SERVER_URL: "https://n" }, { projectDir: "/p" }).debug;
+  const base = { serverUrl: "https://n", tokenPath: "/t/token" };
+  const calls = {
+    push: (on: boolean) => niks3PushArgs({ ...base, paths: ["/nix/store/a"], debug: on }),
+    "pins list": (on: boolean) => niks3PinsListArgs({ ...base, debug: on }),
+    "pins delete": (on: boolean) => niks3PinsDeleteArgs({ ...base, name: "p", debug: on }),
+    "niks3-hook serve": (on: boolean) =>
+      niks3HookServeArgs({ serverUrl: "https://n", tokenScript: "helper token-script", socket: "/s", dbPath: "/q", idleExitSeconds: 0, debug: on }),
+  };
+  it("is off in the default settings", () => {
+    expect(debug).toBe(false);
+  });
+  it.each(Object.entries(calls))("%s passes it only when asked", (_name, args) => {
+    expect(args(debug)).not.toContain("--debug");
+    expect(args(true)).toContain("--debug");
   });
 });
