@@ -5,7 +5,7 @@
 import { runNixBuild } from "../nix/build.ts";
 import type { RawSettings } from "../settings.ts";
 import type { CommandContext } from "../job/context.ts";
-import { finishJob } from "../job/finish.ts";
+import { finishJob, startMeasuringClosures } from "../job/finish.ts";
 import { prepareJob } from "../job/prepare.ts";
 import { pushInSection, pushItems } from "../job/push.ts";
 import { beginJobUpload, endJobUpload } from "../job/upload.ts";
@@ -25,7 +25,9 @@ export async function runCi(flags: RawSettings, context: CommandContext): Promis
       await abortUpload(upload, context.log);
       throw error;
     });
+  // The summary's closure sizes are read while the upload finishes.
+  const measuring = startMeasuringClosures(job, results);
   const streamed = await endJobUpload(job, upload, context);
   const push = await pushInSection(job, pushItems(job.plan, results), context);
-  return finishJob(job, results, mergeOutcomes(streamed, push), context.log);
+  return finishJob(job, results, mergeOutcomes(streamed, push), context.log, measuring);
 }

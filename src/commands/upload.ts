@@ -77,7 +77,7 @@ export async function runUpload(flags: RawSettings, context: CommandContext): Pr
     childEnv: childEnvOf(env, {}),
   };
   const started = Date.now();
-  const stream = await endUpload({ state, nixEnv: {}, process: undefined, lines: [] }, job, { cwd: context.cwd, log, limitSeconds, printDaemonLog: true });
+  const stream = await endUpload({ state, nixEnv: {}, process: undefined, daemonReady: undefined, lines: [] }, job, { cwd: context.cwd, log, limitSeconds, printDaemonLog: true });
 
   let push: PushOutcome | undefined;
   const links = await resultLinks(ci.projectDir, job.childEnv);

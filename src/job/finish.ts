@@ -79,20 +79,26 @@ async function postNote(job: PreparedJob, summary: JobSummary, log: Logger): Pro
   }
 }
 
+/** startMeasuringClosures asks Nix for the closure sizes (one nix call); start it as soon as the build is done. */
+export function startMeasuringClosures(job: PreparedJob, results: readonly InstallableResult[]): Promise<(number | undefined)[]> {
+  return measureClosureSizes(
+    results.map((result) => (result.ok ? Object.values(result.outputs) : [])),
+    { env: job.childEnv },
+  );
+}
+
 /**
- * finishJob measures the closures (one nix call), prints the closing table, writes the reports,
- * posts the merge request note, and returns the exit code.
+ * finishJob takes the closure sizes (measured meanwhile, or now), prints the closing table, writes
+ * the reports, posts the merge request note, and returns the exit code.
  */
 export async function finishJob(
   job: PreparedJob,
   results: readonly InstallableResult[],
   push: PushOutcome | undefined,
   log: Logger,
+  measuring: Promise<(number | undefined)[]> = startMeasuringClosures(job, results),
 ): Promise<number> {
-  const closureSizes = await measureClosureSizes(
-    results.map((result) => (result.ok ? Object.values(result.outputs) : [])),
-    { env: job.childEnv },
-  );
+  const closureSizes = await measuring;
   const summary = summarize(job, results, push, { closureSizes, durations: job.sections.durations() });
   printResults(log, summary);
   writeReports(job.settings.reportDir, summary, log);

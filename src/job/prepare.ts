@@ -15,6 +15,8 @@ import { Sections } from "../report/sections.ts";
 import { printPlan } from "../report/summary.ts";
 import { resolveSettings, type RawSettings, type Settings } from "../settings.ts";
 import { checkAudience, decodeTokenClaims, type TokenClaims } from "../token.ts";
+import type { UploadFacts } from "../upload/mode.ts";
+import { probeUploadFacts } from "../upload/probe.ts";
 import type { CommandContext } from "./context.ts";
 
 export interface PreparedJob {
@@ -33,6 +35,8 @@ export interface PreparedJob {
   blockedPush: string | undefined;
   /** The job's log sections and their durations; later steps (build, push) add theirs. */
   sections: Sections;
+  /** Whether Nix runs a post-build-hook here (for the upload mode), asked alongside the network. */
+  uploadFacts: Promise<UploadFacts> | undefined;
 }
 
 export interface PrepareOptions {
@@ -103,6 +107,8 @@ export async function prepareJob(flags: RawSettings, context: CommandContext, op
   // Install and configure run in parallel; each prints its own log section once done, folded
   // when it went well.
   const sections = new Sections(log);
+  const uploadFacts =
+    plan.push && settings.uploadMode === "auto" ? probeUploadFacts(childEnvOf(env, {}, settings.mrNoteTokenVariable), undefined) : undefined;
   const installing = plan.push
     ? sections.capture("install", `installing niks3 ${settings.niks3Version}`, (sectionLog) =>
         installNiks3({
@@ -127,5 +133,5 @@ export async function prepareJob(flags: RawSettings, context: CommandContext, op
   const { cacheConfig, nixEnv, substituter, blockedPush } = await configuring.replay();
   const install = await installing?.replay();
   const childEnv = childEnvOf(env, nixEnv, settings.mrNoteTokenVariable);
-  return { settings, ci, plan, claims, install, cacheConfig, substituter, childEnv, blockedPush, sections };
+  return { settings, ci, plan, claims, install, cacheConfig, substituter, childEnv, blockedPush, sections, uploadFacts };
 }

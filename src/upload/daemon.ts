@@ -28,7 +28,14 @@ export interface StartDaemonOptions {
   waitMs?: number;
 }
 
+export type DaemonReady = { ok: true } | { ok: false; why: string };
 export type StartedDaemon = { ok: true; process: BackgroundProcess } | { ok: false; why: string };
+
+export interface SpawnedDaemon {
+  process: BackgroundProcess;
+  /** Settles once the socket exists (ok), or the daemon exited or missed the deadline (killed then). */
+  ready: Promise<DaemonReady>;
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -50,8 +57,11 @@ export function fatalReason(logText: string): string {
   return lines.at(-1) ?? "no output";
 }
 
-/** startDaemon starts niks3-hook serve and resolves once its socket exists, or says why it did not. */
-export async function startDaemon(options: StartDaemonOptions): Promise<StartedDaemon> {
+/**
+ * spawnDaemon starts niks3-hook serve and returns at once: `ready` says when its socket exists, or
+ * why it never will. Nix can start evaluating meanwhile; the post-build-hook waits for the socket.
+ */
+export async function spawnDaemon(options: StartDaemonOptions): Promise<SpawnedDaemon> {
   // A socket left by a killed niks3-hook would look like this one's before it is bound.
   rmSync(options.socket, { force: true });
   const collected: string[] = [];
@@ -70,19 +80,30 @@ export async function startDaemon(options: StartDaemonOptions): Promise<StartedD
   });
   let exited = false;
   void proc.exited.then(() => (exited = true));
-  const deadline = Date.now() + (options.waitMs ?? 10_000);
-  while (!isSocket(options.socket)) {
-    if (exited) {
-      const text = options.logFile !== undefined && existsSync(options.logFile) ? readFileSync(options.logFile, "utf8") : collected.join("\n");
-      return { ok: false, why: `niks3-hook serve exited: ${fatalReason(text)}` };
+  const waitMs = options.waitMs ?? 10_000;
+  const ready = (async (): Promise<DaemonReady> => {
+    const deadline = Date.now() + waitMs;
+    while (!isSocket(options.socket)) {
+      if (exited) {
+        const text = options.logFile !== undefined && existsSync(options.logFile) ? readFileSync(options.logFile, "utf8") : collected.join("\n");
+        return { ok: false, why: `niks3-hook serve exited: ${fatalReason(text)}` };
+      }
+      if (Date.now() > deadline) {
+        proc.signalGroup("SIGKILL");
+        return { ok: false, why: `niks3-hook serve did not open its socket within ${Math.round(waitMs / 1000)}s` };
+      }
+      await Promise.race([sleep(10), proc.exited]);
     }
-    if (Date.now() > deadline) {
-      proc.signalGroup("SIGKILL");
-      return { ok: false, why: `niks3-hook serve did not open its socket within ${Math.round((options.waitMs ?? 10_000) / 1000)}s` };
-    }
-    await sleep(25);
-  }
-  return { ok: true, process: proc };
+    return { ok: true };
+  })();
+  return { process: proc, ready };
+}
+
+/** startDaemon starts niks3-hook serve and resolves once its socket exists, or says why it did not. */
+export async function startDaemon(options: StartDaemonOptions): Promise<StartedDaemon> {
+  const spawned = await spawnDaemon(options);
+  const ready = await spawned.ready;
+  return ready.ok ? { ok: true, process: spawned.process } : ready;
 }
 
 /** formatSeconds: 75 → "1m15s", 9 → "9s". */
@@ -133,7 +154,8 @@ export async function stopDaemon(handle: DaemonHandle, options: StopDaemonOption
     options.log.info(`still uploading (${formatSeconds((now - started) / 1000)})${what}; giving up in ${formatSeconds((options.limitMs - (now - started)) / 1000)}`);
     nextBeat += heartbeatMs;
   };
-  const pause = (now: number) => sleep(Math.min(50, Math.max(5, options.limitMs - (now - started))));
+  // A daemon this process started wakes the wait the moment it exits.
+  const pause = (now: number) => Promise.race([sleep(Math.min(50, Math.max(5, options.limitMs - (now - started)))), ...(options.exited ? [options.exited] : [])]);
 
   while (options.queued && Date.now() - started < options.limitMs) {
     if (!(await running())) return { exited: true, waitedMs: Date.now() - started };

@@ -1,5 +1,7 @@
-// The end of uploading (see session.ts): drain niks3-hook within the time limit and report what it
-// left in its queue, or push the store diff; then remove the private state dir and its token file.
+// The end of uploading (see session.ts): wait for the post-build-hook's sends, drain niks3-hook
+// within the time limit and report what it left in its queue (and push what it never got: niks3-hook
+// did not start, or a send failed), or push the store diff; then remove the private state dir and
+// its token file.
 
 import { rmSync } from "node:fs";
 import { isProcessRunning } from "../edges/proc.ts";
@@ -7,6 +9,7 @@ import type { Logger } from "../log.ts";
 import { parseNiks3Log, runPushes, type PushOutcome, type PushRun } from "../niks3/push.ts";
 import { writeTokenFile } from "../token.ts";
 import { countQueue, formatSeconds, startDaemon, stopDaemon, type StopResult } from "./daemon.ts";
+import { builtPaths, pendingSends, sendErrors } from "./hook.ts";
 import type { UploadMode } from "./mode.ts";
 import { readDaemonLog, type UploadJob, type UploadSession } from "./session.ts";
 import { listStore, loadListing, newEntries, storeDirOf, validPaths } from "./store-diff.ts";
@@ -54,9 +57,9 @@ export function isBackingOff(logText: string): boolean {
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
-async function drainDaemon(session: UploadSession, job: UploadJob, options: EndOptions): Promise<UploadOutcome> {
-  const daemon = session.state.daemon;
-  if (!daemon) return { mode: "daemon", ok: false, uploaded: 0, cached: 0, leftover: undefined, error: "niks3-hook was never started", runs: [] };
+type DaemonState = NonNullable<UploadSession["state"]["daemon"]>;
+
+async function drainDaemon(session: UploadSession, daemon: DaemonState, job: UploadJob, options: EndOptions): Promise<UploadOutcome> {
   const limitMs = options.limitSeconds * 1000;
   const stopOptions = {
     limitMs,
@@ -115,22 +118,16 @@ async function drainDaemon(session: UploadSession, job: UploadJob, options: EndO
   return { mode: "daemon", ok: error === undefined, uploaded: parsed.uploaded, cached: 0, leftover, error, runs: [] };
 }
 
-async function pushStoreDiff(session: UploadSession, job: UploadJob, options: EndOptions): Promise<UploadOutcome> {
-  const none = { mode: "store-diff" as const, uploaded: 0, cached: 0, leftover: undefined, runs: [] };
-  const storeDir = storeDirOf(job.childEnv);
-  if (session.state.listing === undefined) return { ...none, ok: false, error: "no store listing from before the build" };
-  if (!job.install || !job.settings.token) return { ...none, ok: false, error: "no niks3 or no NIKS3_TOKEN to push the store diff with" };
-  const fresh = newEntries(storeDir, await loadListing(session.state.listing), await listStore(storeDir));
-  const valid = await validPaths(fresh, job.childEnv);
-  const skipped = fresh.length - valid.length;
-  options.log.info(`${plural(valid.length, "new store path")} since the start of the job${skipped ? ` (${skipped} not valid, skipped)` : ""}`);
-  if (valid.length === 0) return { ...none, ok: true, error: undefined };
+/** pushNow pushes `paths` (their closures) with niks3, in chunks, within the time limit. */
+async function pushNow(paths: readonly string[], job: UploadJob, options: EndOptions): Promise<PushOutcome> {
+  if (!job.install || !job.settings.token) {
+    return { ok: false, uploaded: 0, cached: 0, pinned: [], error: "no niks3 or no NIKS3_TOKEN to push with", runs: [] };
+  }
   const tokenFile = writeTokenFile(job.settings.token);
-  let outcome: PushOutcome;
   try {
     const items = [];
-    for (let i = 0; i < valid.length; i += 500) items.push({ paths: valid.slice(i, i + 500), pin: undefined });
-    outcome = await runPushes(items, {
+    for (let i = 0; i < paths.length; i += 500) items.push({ paths: paths.slice(i, i + 500), pin: undefined });
+    return await runPushes(items, {
       niks3: job.install.niks3,
       serverUrl: job.settings.serverUrl,
       tokenPath: tokenFile.path,
@@ -143,14 +140,75 @@ async function pushStoreDiff(session: UploadSession, job: UploadJob, options: En
   } finally {
     tokenFile.remove();
   }
+}
+
+async function pushStoreDiff(session: UploadSession, job: UploadJob, options: EndOptions): Promise<UploadOutcome> {
+  const none = { mode: "store-diff" as const, uploaded: 0, cached: 0, leftover: undefined, runs: [] };
+  const storeDir = storeDirOf(job.childEnv);
+  if (session.state.listing === undefined) return { ...none, ok: false, error: "no store listing from before the build" };
+  const fresh = newEntries(storeDir, await loadListing(session.state.listing), await listStore(storeDir));
+  const valid = await validPaths(fresh, job.childEnv);
+  const skipped = fresh.length - valid.length;
+  options.log.info(`${plural(valid.length, "new store path")} since the start of the job${skipped ? ` (${skipped} not valid, skipped)` : ""}`);
+  if (valid.length === 0) return { ...none, ok: true, error: undefined };
+  const outcome = await pushNow(valid, job, options);
   if (outcome.error) options.log.warn(`the store diff push failed: ${outcome.error}`);
   return { ...none, ok: outcome.ok, uploaded: outcome.uploaded, cached: outcome.cached, error: outcome.error, runs: outcome.runs ?? [] };
+}
+
+/** How long the hook's sends may run after the build: their wait for the socket (10 s) and send's own timeout (5 s). */
+const SENDS_LIMIT_MS = 20_000;
+
+/**
+ * waitForSends waits until the post-build-hook's background sends are done, or dead (an executor
+ * that ends background processes with the script); then returns how many never finished.
+ */
+async function waitForSends(stateDir: string, limitMs: number): Promise<number> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const alive = await Promise.all(pendingSends(stateDir).map((pid) => (pid === undefined ? true : isProcessRunning(pid))));
+    const running = alive.filter(Boolean).length;
+    if (running === 0 || Date.now() >= deadline) return pendingSends(stateDir).length;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * finishHookUpload ends daemon mode: the hook's sends, then niks3-hook's drain. What Nix built but
+ * niks3-hook never got (it did not start, or a send failed: `niks3-hook send` exits 0 and only
+ * prints why) is pushed from the hook's record.
+ */
+async function finishHookUpload(session: UploadSession, job: UploadJob, options: EndOptions): Promise<UploadOutcome> {
+  await session.daemonReady;
+  const stateDir = session.state.stateDir ?? "";
+  const unfinished = await waitForSends(stateDir, SENDS_LIMIT_MS);
+  const daemon = session.state.daemon;
+  const drained = daemon ? await drainDaemon(session, daemon, job, options) : undefined;
+  const errors = sendErrors(stateDir);
+  let lost: string | undefined;
+  if (errors.length > 0) lost = `${errors[0]}${errors.length > 1 ? ` (and ${plural(errors.length - 1, "more error")})` : ""}`;
+  else if (unfinished > 0) lost = `${plural(unfinished, "send")} of the post-build-hook never finished`;
+  if (drained && lost === undefined) return drained;
+  const built = await validPaths(builtPaths(stateDir), job.childEnv);
+  if (drained) options.log.warn(`niks3-hook did not get every path Nix built (${lost}); pushing the ${plural(built.length, "path")} now`);
+  else options.log.info(`pushing the ${plural(built.length, "path")} Nix built`);
+  const pushed = built.length > 0 ? await pushNow(built, job, options) : undefined;
+  if (pushed?.error) options.log.warn(`the push of what Nix built failed: ${pushed.error}`);
+  return {
+    mode: "daemon",
+    ok: (drained?.ok ?? true) && (pushed?.ok ?? true),
+    uploaded: (drained?.uploaded ?? 0) + (pushed?.uploaded ?? 0),
+    cached: pushed?.cached ?? 0,
+    leftover: drained?.leftover,
+    error: pushed?.error ?? drained?.error,
+    runs: pushed?.runs ?? [],
+  };
 }
 
 /** endUpload finishes what beginUpload started; never throws for upload failures (they are data). */
 export async function endUpload(session: UploadSession, job: UploadJob, options: EndOptions): Promise<UploadOutcome | undefined> {
   try {
-    if (session.state.mode === "daemon") return await drainDaemon(session, job, options);
+    if (session.state.mode === "daemon") return await finishHookUpload(session, job, options);
     if (session.state.mode === "store-diff") return await pushStoreDiff(session, job, options);
     return undefined;
   } finally {

@@ -1,25 +1,62 @@
 // The pieces of daemon mode that are files and argv: the post-build-hook Nix runs after each build,
-// the nix.conf that registers it, and `niks3-hook serve`'s argv. Pure except for writeHookFiles.
+// the nix.conf that registers it, and `niks3-hook serve`'s argv. Pure except for the file writers.
 //
 // The hook is a fixed script (never generated from data): it reads the absolute paths it needs from
 // a file beside it, because Nix may run it with a stripped environment (a daemon passes only
 // DRV_PATH and OUT_PATHS). Nix 2.8 passes an empty OUT_PATHS, so it asks `nix-store -q --outputs`
 // (works on every Nix). It always exits 0: when a post-build-hook fails, Nix builds nothing more.
+// And it returns at once: Nix runs the hook synchronously and builds nothing else until it exits
+// (the Nix manual warns of exactly this), so the send runs in the background, where it may also
+// wait for niks3-hook, which is still starting while Nix evaluates.
 
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+
+/** The files the hook shares with the helper, in the state dir beside it. */
+export const HOOK_FILES = {
+  conf: "post-build-hook.conf",
+  /** Every path the hook was given, one a line: pushed by the helper if a send failed. */
+  built: "built.txt",
+  /** What the background sends printed (niks3-hook send prints only errors). */
+  sendLog: "send.log",
+  /** One marker per send still running. */
+  pending: "pending",
+  /** Written by the helper when niks3-hook will not come, so sends stop waiting for its socket. */
+  noDaemon: "no-daemon",
+} as const;
 
 export const HOOK_SCRIPT = `#!/bin/sh
 # niks3-gitlab post-build-hook: hands the paths Nix just built to niks3-hook serve, which uploads
 # them to the niks3 cache. Reads its settings from post-build-hook.conf beside it (three lines:
-# niks3-hook, nix-store, socket). Never fails: a failing hook would stop Nix from building more.
-conf="\${0%/*}/post-build-hook.conf"
-{ read -r niks3_hook; read -r nix_store; read -r socket; } < "$conf" || exit 0
+# niks3-hook, nix-store, socket). Nix builds nothing else until this exits, so the send runs in the
+# background: its marker in pending/ lives until it is done, and the helper waits for pending/ to
+# empty (or hold only dead sends) before it stops niks3-hook. built.txt records every path (the helper pushes them itself
+# if a send failed). Never fails: a failing hook would stop Nix from building more.
+set -f
+dir="\${0%/*}"
+{ read -r niks3_hook; read -r nix_store; read -r socket; } < "$dir/${HOOK_FILES.conf}" || exit 0
 if [ -z "$OUT_PATHS" ] && [ -n "$DRV_PATH" ] && [ -n "$nix_store" ]; then
   OUT_PATHS=$("$nix_store" -q --outputs "$DRV_PATH" 2>/dev/null)
 fi
 [ -n "$OUT_PATHS" ] || exit 0
-OUT_PATHS=$OUT_PATHS "$niks3_hook" send --socket "$socket"
+printf '%s\\n' $OUT_PATHS >> "$dir/${HOOK_FILES.built}"
+pending=$(mktemp "$dir/${HOOK_FILES.pending}/send.XXXXXX" 2>/dev/null) || pending=
+(
+  # The marker holds this subshell's pid, then the send's: a send killed with the job's other
+  # background processes is not waited for, and a cancelled job stops both.
+  [ -z "$pending" ] || sh -c 'echo "$PPID"' > "$pending"
+  # niks3-hook opens its socket once it has started: wait for it (10 s at most), unless the helper
+  # has given up on it.
+  tries=0
+  while [ ! -S "$socket" ] && [ ! -e "$dir/${HOOK_FILES.noDaemon}" ] && [ "$tries" -lt 200 ]; do
+    sleep 0.05
+    tries=$((tries + 1))
+  done
+  OUT_PATHS=$OUT_PATHS "$niks3_hook" send --socket "$socket" &
+  [ -z "$pending" ] || echo "$!" >> "$pending"
+  wait "$!"
+  [ -z "$pending" ] || rm -f "$pending"
+) >> "$dir/${HOOK_FILES.sendLog}" 2>&1 < /dev/null &
 exit 0
 `;
 
@@ -35,10 +72,61 @@ export function writeHookFiles(dir: string, files: HookFiles): string {
   const lines = [files.niks3Hook, files.nixStore, files.socket];
   if (lines.some((line) => line.includes("\n"))) throw new Error("a path for the post-build-hook contains a newline");
   const hook = join(dir, "post-build-hook");
-  writeFileSync(join(dir, "post-build-hook.conf"), lines.join("\n") + "\n", { mode: 0o644 });
+  mkdirSync(join(dir, HOOK_FILES.pending), { recursive: true });
+  writeFileSync(join(dir, HOOK_FILES.conf), lines.join("\n") + "\n", { mode: 0o644 });
   writeFileSync(hook, HOOK_SCRIPT, { mode: 0o755 });
   chmodSync(hook, 0o755);
   return hook;
+}
+
+/** sendMarkers: the pids in each running send's marker (its subshell's, then the send's). */
+function sendMarkers(dir: string): number[][] {
+  let markers: string[];
+  try {
+    markers = readdirSync(join(dir, HOOK_FILES.pending));
+  } catch {
+    return [];
+  }
+  return markers.map((marker) =>
+    readHookFile(join(dir, HOOK_FILES.pending), marker)
+      .split("\n")
+      .map((line) => Number.parseInt(line, 10))
+      .filter((pid) => Number.isInteger(pid) && pid > 0),
+  );
+}
+
+/** pendingSends lists the hook's sends still running, by pid (undefined: not written yet). */
+export function pendingSends(dir: string): (number | undefined)[] {
+  return sendMarkers(dir).map((pids) => pids[0]);
+}
+
+/** pendingSendPids: every process of the running sends, for a cancelled job to stop. */
+export function pendingSendPids(dir: string): number[] {
+  return sendMarkers(dir).flat();
+}
+
+/** readHookFile reads one of the hook's files; "" when it does not exist. */
+function readHookFile(dir: string, name: string): string {
+  try {
+    return readFileSync(join(dir, name), "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** builtPaths: the paths the hook was given, in order, each once. */
+export function builtPaths(dir: string): string[] {
+  return [...new Set(readHookFile(dir, HOOK_FILES.built).split("\n").filter(Boolean))];
+}
+
+/** sendErrors: what the sends printed (only errors: the paths of such a send were lost). */
+export function sendErrors(dir: string): string[] {
+  return [...new Set(readHookFile(dir, HOOK_FILES.sendLog).split("\n").map((line) => line.trim()).filter(Boolean))];
+}
+
+/** giveUpOnDaemon tells running and later sends not to wait for niks3-hook's socket. */
+export function giveUpOnDaemon(dir: string): void {
+  writeFileSync(join(dir, HOOK_FILES.noDaemon), "", { mode: 0o644 });
 }
 
 /** hookConfText is the nix.conf that makes Nix run the hook. */

@@ -9,7 +9,8 @@ import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { BackgroundProcess } from "../edges/proc.ts";
-import { processStartTime } from "../edges/proc.ts";
+import { trackChild } from "../edges/children.ts";
+import { processStartTime, signalProcess } from "../edges/proc.ts";
 import { findOnPath } from "../install/tool-cache.ts";
 import type { Niks3Install } from "../install/index.ts";
 import type { Logger } from "../log.ts";
@@ -18,8 +19,8 @@ import { userConfFiles } from "../nix/config.ts";
 import type { JobPlan } from "../policy.ts";
 import type { Settings } from "../settings.ts";
 import { writeTokenFile } from "../token.ts";
-import { startDaemon } from "./daemon.ts";
-import { hookConfText, niks3HookServeArgs, tokenScriptCommand, writeHookFiles } from "./hook.ts";
+import { spawnDaemon, type DaemonReady } from "./daemon.ts";
+import { giveUpOnDaemon, hookConfText, niks3HookServeArgs, pendingSendPids, tokenScriptCommand, writeHookFiles } from "./hook.ts";
 import { describeMode, pickUploadMode, type UploadFacts, type UploadModeDecision } from "./mode.ts";
 import { probeUploadFacts } from "./probe.ts";
 import { listStore, saveListing, storeDirOf } from "./store-diff.ts";
@@ -35,6 +36,8 @@ export interface UploadJob {
   blockedPush: string | undefined;
   /** Nix's and niks3's environment (no token in it). */
   childEnv: NodeJS.ProcessEnv;
+  /** The facts, if already being probed (prepareJob starts it early). */
+  uploadFacts?: Promise<UploadFacts> | undefined;
 }
 
 export interface BeginOptions {
@@ -56,6 +59,8 @@ export interface UploadSession {
   nixEnv: Record<string, string>;
   /** The daemon, when this process started it (ci). */
   process: BackgroundProcess | undefined;
+  /** Settles once niks3-hook listens, or has failed to (then state.daemonFailure says why). */
+  daemonReady: Promise<DaemonReady> | undefined;
   /** The daemon's log lines, when this process collects them. */
   lines: string[];
 }
@@ -85,20 +90,19 @@ async function decide(job: UploadJob, options: BeginOptions): Promise<UploadMode
   const facts: UploadFacts =
     options.facts ??
     (needProbe
-      ? await probeUploadFacts(job.childEnv, niks3Hook)
+      ? { ...(await (job.uploadFacts ?? probeUploadFacts(job.childEnv, undefined))), niks3Hook }
       : { niks3Hook, user: "", groups: [], storeWritable: false, store: undefined, trustedUsers: undefined });
   return pickUploadMode(input, facts);
 }
 
-interface DaemonStart {
-  ok: boolean;
-  why?: string;
-  state?: UploadState["daemon"];
-  process?: BackgroundProcess;
-  nixEnv?: Record<string, string>;
+interface SpawnedUploadDaemon {
+  process: BackgroundProcess;
+  ready: Promise<DaemonReady>;
+  state: NonNullable<UploadState["daemon"]>;
+  nixEnv: Record<string, string>;
 }
 
-async function startUploadDaemon(job: UploadJob, options: BeginOptions, stateDir: string, tokenDir: string, lines: string[]): Promise<DaemonStart> {
+async function spawnUploadDaemon(job: UploadJob, options: BeginOptions, stateDir: string, tokenDir: string, lines: string[]): Promise<SpawnedUploadDaemon> {
   const niks3Hook = job.install?.niks3Hook ?? "";
   const socket = join(stateDir, "hook.sock");
   const dbPath = join(stateDir, "queue.db");
@@ -115,7 +119,7 @@ async function startUploadDaemon(job: UploadJob, options: BeginOptions, stateDir
     idleExitSeconds: options.idleExitSeconds,
     debug: job.settings.debug,
   });
-  const started = await startDaemon({
+  const spawned = await spawnDaemon({
     niks3Hook,
     args,
     env: job.childEnv,
@@ -131,51 +135,62 @@ async function startUploadDaemon(job: UploadJob, options: BeginOptions, stateDir
           },
         }),
   });
-  if (!started.ok) return { ok: false, why: started.why };
-  const pid = started.process.pid;
+  const pid = spawned.process.pid;
   return {
-    ok: true,
-    process: started.process,
+    ...spawned,
     state: { pid, startTime: await processStartTime(pid), niks3Hook, args, socket, dbPath, logFile },
     nixEnv: { NIX_USER_CONF_FILES: userConfFiles(conf, job.childEnv) },
   };
 }
 
-/** beginUpload picks the mode, says which and why (once), and starts uploading. */
+/**
+ * beginUpload picks the mode, says which and why (once), and starts uploading. In daemon mode it
+ * does not wait for niks3-hook to listen unless the process is about to exit (setup): the build
+ * can start at once, since the hook's sends wait for the socket themselves.
+ */
 export async function beginUpload(job: UploadJob, options: BeginOptions): Promise<UploadSession> {
-  let decision = await decide(job, options);
+  const decision = await decide(job, options);
   const base = { schema: 1 as const, startedAt: Date.now(), niks3: job.install?.niks3 };
   if (decision.mode === "none" || job.settings.token === undefined) {
     options.log.info(describeMode(decision));
-    return { state: { ...base, ...decision, stateDir: undefined, tokenDir: undefined, daemon: undefined, listing: undefined }, nixEnv: {}, process: undefined, lines: [] };
+    const state = { ...base, ...decision, stateDir: undefined, tokenDir: undefined, daemon: undefined, daemonFailure: undefined, listing: undefined };
+    return { state, nixEnv: {}, process: undefined, daemonReady: undefined, lines: [] };
   }
   const stateDir = makeStateDir();
   const lines: string[] = [];
-  let daemon: DaemonStart = { ok: false };
-  let tokenDir: string | undefined;
-  if (decision.mode === "daemon") {
-    const tokenFile = writeTokenFile(job.settings.token, stateDir, { keepAfterExit: options.detached });
-    tokenDir = dirname(tokenFile.path);
-    daemon = await startUploadDaemon(job, options, stateDir, tokenDir, lines);
-    if (!daemon.ok) {
-      tokenFile.remove();
-      tokenDir = undefined;
-      options.log.warn(`niks3-hook did not start (${daemon.why ?? "unknown error"}); uploading from a store diff instead`);
-      decision = { mode: "store-diff", reason: "niks3-hook did not start" };
-    }
-  }
-  let listing: string | undefined;
-  if (decision.mode === "store-diff") {
-    listing = join(stateDir, "store-before.txt");
-    await saveListing(listing, await listStore(storeDirOf(job.childEnv)));
-  }
-  options.log.info(describeMode(decision));
-  return {
-    state: { ...base, ...decision, stateDir, tokenDir, daemon: daemon.state, listing },
-    nixEnv: daemon.nixEnv ?? {},
-    process: daemon.process,
+  const session: UploadSession = {
+    state: { ...base, ...decision, stateDir, tokenDir: undefined, daemon: undefined, daemonFailure: undefined, listing: undefined },
+    nixEnv: {},
+    process: undefined,
+    daemonReady: undefined,
     lines,
   };
+  if (decision.mode === "daemon") {
+    const tokenFile = writeTokenFile(job.settings.token, stateDir, { keepAfterExit: options.detached });
+    const daemon = await spawnUploadDaemon(job, options, stateDir, dirname(tokenFile.path), lines);
+    Object.assign(session.state, { tokenDir: dirname(tokenFile.path), daemon: daemon.state });
+    session.nixEnv = daemon.nixEnv;
+    session.process = daemon.process;
+    session.daemonReady = daemon.ready.then((ready) => {
+      if (!ready.ok) {
+        // The hook keeps recording what Nix builds; endUpload pushes it after the build.
+        giveUpOnDaemon(stateDir);
+        tokenFile.remove();
+        Object.assign(session.state, { tokenDir: undefined, daemon: undefined, daemonFailure: ready.why });
+        options.log.warn(`niks3-hook did not start (${ready.why}); what Nix builds is pushed after the build instead`);
+      }
+      return ready;
+    });
+    options.log.info(describeMode(decision));
+    if (options.detached) await session.daemonReady;
+    // The hook's sends run beside Nix, not under this process: a cancelled job stops them too.
+    else trackChild(() => pendingSendPids(stateDir).forEach((pid) => signalProcess(pid, "SIGTERM")));
+    return session;
+  }
+  session.state.listing = join(stateDir, "store-before.txt");
+  await saveListing(session.state.listing, await listStore(storeDirOf(job.childEnv)));
+  options.log.info(describeMode(decision));
+  return session;
 }
 
 /** readDaemonLog returns what the daemon logged, from its log file or the collected lines. */

@@ -23,12 +23,14 @@ export interface UploadState {
   mode: UploadMode;
   reason: string;
   startedAt: number;
-  /** Private 0700 temp dir holding the token file, socket, queue, hook and store listing. */
+  /** Private 0700 temp dir holding the token file, socket, queue, hook (and its records) and store listing. */
   stateDir: string | undefined;
   /** The token file's directory (inside stateDir), removed once uploading is over. */
   tokenDir: string | undefined;
   niks3: string | undefined;
   daemon: DaemonState | undefined;
+  /** Why niks3-hook did not start, if it did not: what the hook recorded is pushed after the build. */
+  daemonFailure: string | undefined;
   /** The store listing taken before the build (store-diff). */
   listing: string | undefined;
 }

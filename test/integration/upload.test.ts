@@ -7,6 +7,9 @@
 // user and a nix-daemon, so "a store that allows no hook" is forced by the setting; the detection
 // itself (root/writable store, trusted-users) is covered by the decision table in test/unit/upload.test.ts.
 import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runJob } from "../helpers/ci-job.ts";
 import { PIPELINES } from "../helpers/ci-env.ts";
@@ -74,6 +77,44 @@ describe("niks3-gitlab ci: upload while building", () => {
     expect(job.run.all).toContain("uploaded while building: 0 paths");
   });
 
+  /** binWithHook: the niks3 double, and a niks3-hook that runs `line` first (then the double). */
+  function binWithHook(line: string): string {
+    const binDir = mkdtempSync(join(tmpdir(), "niks3-faulty-hook-"));
+    copyFileSync(join(bed.binDir, "niks3"), join(binDir, "niks3"));
+    writeFileSync(join(binDir, "niks3-hook"), ["#!/bin/sh", line, `exec ${join(bed.binDir, "niks3-hook")} "$@"`, ""].join("\n"), { mode: 0o755 });
+    return binDir;
+  }
+  const ciJobWith = (binDir: string, flakeDir: string, env: Record<string, string>) =>
+    runJob({ confDir: bed.confDir, binDir, flakeDir, env: bed.jobVariables(PIPELINES.defaultBranch, env) });
+  /** storePathCounts: how many store paths each `niks3 push` was given. */
+  const storePathCounts = (calls: readonly { argv: string[] }[]) => calls.map((call) => call.argv.filter((arg) => arg.startsWith("/nix/store/")).length);
+
+  it("when niks3-hook does not start: says why once, and pushes what Nix built after the build", async () => {
+    const flake = makeUploadFlake();
+    const binDir = binWithHook(`[ "$1" = serve ] && { echo 'level=ERROR msg="Fatal error" error="opening queue: unable to open database file"' >&2; exit 1; }`);
+    const { result: job, added } = await newInCache(() => ciJobWith(binDir, flake.dir, { NIKS3_INSTALLABLES: ".#second" }));
+    expect(job.run.exitCode, job.run.all).toBe(0);
+    expect(lines(job.run.all).filter((line) => line.includes("niks3-hook did not start"))).toEqual([
+      "niks3: warning: niks3-hook did not start (niks3-hook serve exited: opening queue: unable to open database file); what Nix builds is pushed after the build instead",
+    ]);
+    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
+    // The first push is what the hook recorded (both derivations), the second the pinned closure.
+    expect(storePathCounts(job.doubleCalls)).toEqual([2, 1]);
+    expect(job.run.all).not.toContain(token);
+  });
+
+  it("when a send fails (niks3-hook send still exits 0): warns, and pushes what Nix built after the build", async () => {
+    const flake = makeUploadFlake();
+    const binDir = binWithHook(`[ "$1" = send ] && { echo "niks3-hook send: sending request: broken pipe" >&2; exit 0; }`);
+    const { result: job, added } = await newInCache(() => ciJobWith(binDir, flake.dir, { NIKS3_INSTALLABLES: ".#second" }));
+    expect(job.run.exitCode, job.run.all).toBe(0);
+    expect(job.run.all).toContain(
+      "niks3: warning: niks3-hook did not get every path Nix built (niks3-hook send: sending request: broken pipe); pushing the 2 paths now",
+    );
+    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
+    expect(storePathCounts(job.doubleCalls)).toEqual([2, 1]);
+  });
+
   it("when uploads hang: stops within push_timeout with a heartbeat, says how many built paths were not uploaded, exit 3", async () => {
     const flake = makeUploadFlake();
     bed.server.faults = { push: { hang: true } };
@@ -129,8 +170,11 @@ describe("the setup component, extended by a consumer's own job (gitlab-ci-local
     // The daemon's first upload never returns, so its queue still holds both paths when the script
     // kills it (as an executor that ends background processes would); later uploads go through.
     bed.server.faults = { push: { hang: true, times: 1 } };
-    const killDaemon = `kill -KILL "$(node -p 'JSON.parse(require("fs").readFileSync(".niks3-gitlab/upload-state.json", "utf8")).daemon.pid')"`;
-    const { result: job, added } = await newInCache(() => setupJob(flake.dir, ["nix build .#second", killDaemon], defaultBranch));
+    const state = (field: string) => `"$(node -p 'JSON.parse(require("fs").readFileSync(".niks3-gitlab/upload-state.json", "utf8")).${field}')"`;
+    // The hook's sends run in the background: once they are done, both paths are in the queue.
+    const sendsDone = `while [ -n "$(ls ${state("stateDir")}/pending)" ]; do sleep 0.05; done`;
+    const killDaemon = `kill -KILL ${state("daemon.pid")}`;
+    const { result: job, added } = await newInCache(() => setupJob(flake.dir, ["nix build .#second", sendsDone, killDaemon], defaultBranch));
     expect(job.result.exitCode, job.result.all).toBe(0);
     expect(job.result.all).toContain("niks3: warning: niks3-hook was no longer running; starting it again to upload the 2 queued paths");
     expect(job.result.all).toMatch(/msg="Resuming with pending paths from previous run" pending=2/);
