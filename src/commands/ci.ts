@@ -28,6 +28,6 @@ export async function runCi(flags: RawSettings, context: CommandContext): Promis
   // The summary's closure sizes are read while the upload finishes.
   const measuring = startMeasuringClosures(job, results);
   const streamed = await endJobUpload(job, upload, context);
-  const push = await pushInSection(job, pushItems(job.plan, results), context);
+  const push = await pushInSection(job, pushItems(job.plan, results, streamed?.uploadedClosures), context);
   return finishJob(job, results, mergeOutcomes(streamed, push), context.log, measuring);
 }

@@ -118,7 +118,7 @@ export async function runWarm(flags: RawSettings, context: CommandContext): Prom
   const streamed = await endJobUpload(job, upload, context);
   const results = warmResults(selected, built);
 
-  const pushed = mergeOutcomes(streamed, await pushInSection(job, pushItems(job.plan, results), context));
+  const pushed = mergeOutcomes(streamed, await pushInSection(job, pushItems(job.plan, results, streamed?.uploadedClosures), context));
   const push = withPrune(pushed, await prune(job, found, pushed, context));
 
   const code = await finishJob(job, results, push, context.log);

@@ -46,7 +46,15 @@ export function summarize(
       cached: push?.cached ?? 0,
       pinned: push?.pinned ?? [],
       error: push?.error,
-      runs: push?.runs?.map((run) => ({ paths: run.paths, pin: run.pin, uploaded: run.uploaded, cached: run.cached, ok: run.ok })) ?? [],
+      runs:
+        push?.runs?.map((run) => ({
+          paths: run.paths,
+          pin: run.pin,
+          uploaded: run.uploaded,
+          cached: run.cached,
+          ok: run.ok,
+          ...(run.whileBuilding ? { while_building: true } : {}),
+        })) ?? [],
     },
     notices: job.plan.notices,
     installables: results.map((result, index) => ({

@@ -1,7 +1,9 @@
-// Pushing what a job built: which paths go in which `niks3 push`, and running them with the token
-// in a 0600 file that exists only while niks3 runs.
+// Pushing what a job built: which paths go in which `niks3 push` (none for what niks3-hook already
+// uploaded: only its pin is set), and running them with the token in a 0600 file that exists only
+// while niks3 runs.
 
 import type { Logger } from "../log.ts";
+import { createPin, type PinsRunOptions } from "../niks3/pins.ts";
 import { pushFailureHint, runPushes, type PushItem, type PushOutcome } from "../niks3/push.ts";
 import type { InstallableResult } from "../nix/build.ts";
 import type { JobPlan } from "../policy.ts";
@@ -9,8 +11,13 @@ import { writeTokenFile } from "../token.ts";
 import type { CommandContext } from "./context.ts";
 import type { PreparedJob } from "./prepare.ts";
 
-/** pushItems: one niks3 push for all unpinned paths, one per pinned path (niks3 allows one path per --pin). */
-export function pushItems(plan: JobPlan, results: readonly InstallableResult[]): PushItem[] {
+/**
+ * pushItems: one niks3 push for all unpinned paths, one per pinned path (niks3 allows one path per
+ * --pin). Paths whose closures niks3-hook already uploaded (`uploadedClosures`) need no push: they
+ * go in items marked `uploadedWhileBuilding`, which only set their pin.
+ */
+export function pushItems(plan: JobPlan, results: readonly InstallableResult[], uploadedClosures: Iterable<string> = []): PushItem[] {
+  const uploaded = new Set(uploadedClosures);
   const unpinned: string[] = [];
   const pinned: PushItem[] = [];
   results.forEach((result, index) => {
@@ -19,38 +26,62 @@ export function pushItems(plan: JobPlan, results: readonly InstallableResult[]):
     const pin = plan.installables[index]?.pin;
     const [first, ...rest] = paths;
     if (pin && first) {
-      pinned.push({ paths: [first], pin });
+      pinned.push({ paths: [first], pin, uploadedWhileBuilding: uploaded.has(first) });
       unpinned.push(...rest);
     } else {
       unpinned.push(...paths);
     }
   });
   const unique = [...new Set(unpinned)];
-  return [...(unique.length ? [{ paths: unique, pin: undefined }] : []), ...pinned];
+  const groups = [unique.filter((path) => !uploaded.has(path)), unique.filter((path) => uploaded.has(path))];
+  return [
+    ...groups.flatMap((paths, index) => (paths.length ? [{ paths, pin: undefined, uploadedWhileBuilding: index === 1 }] : [])),
+    ...pinned,
+  ];
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/**
+ * pinUploaded records what niks3-hook uploaded while building as pushed, and sets the pins of
+ * those paths (`niks3 pins create`), stopping at the first failure as runPushes does.
+ */
+async function pinUploaded(items: readonly PushItem[], outcome: PushOutcome, options: PinsRunOptions): Promise<PushOutcome> {
+  const pins = items.filter((item) => item.pin !== undefined);
+  options.log.info(
+    `niks3-hook uploaded ${plural(items.reduce((n, item) => n + item.paths.length, 0), "output")} with their closures while building` +
+      (pins.length ? `; setting ${plural(pins.length, "pin")}` : ""),
+  );
+  const result: PushOutcome = { ...outcome, pinned: [...outcome.pinned], runs: [...(outcome.runs ?? [])] };
+  for (const item of items) {
+    const pinned = item.pin === undefined ? undefined : await createPin(item.pin, item.paths[0] ?? "", options);
+    result.runs?.push({ paths: [...item.paths], pin: item.pin, uploaded: 0, cached: 0, ok: pinned?.ok ?? true, whileBuilding: true });
+    if (pinned && !pinned.ok) return { ...result, ok: false, error: pinned.error };
+    if (item.pin !== undefined) result.pinned.push(item.pin);
+  }
+  return result;
 }
 
 /**
- * pushResults pushes the closures of what was built, as the plan allows. Returns undefined when
- * nothing was to be pushed (the plan says no, or nothing built).
+ * pushResults pushes the closures of what was built, as the plan allows, and sets the pins of what
+ * niks3-hook already uploaded. Returns undefined when nothing was to be pushed (the plan says no,
+ * or nothing built).
  */
 export async function pushResults(job: PreparedJob, items: readonly PushItem[], cwd: string, log: Logger): Promise<PushOutcome | undefined> {
   if (!job.plan.push) return undefined;
   if (job.blockedPush) return { ok: false, uploaded: 0, cached: 0, pinned: [], error: job.blockedPush };
   if (!job.install || !job.settings.token || items.length === 0) return undefined;
+  const toPush = items.filter((item) => !item.uploadedWhileBuilding);
+  const uploaded = items.filter((item) => item.uploadedWhileBuilding);
   const tokenFile = writeTokenFile(job.settings.token);
-  let outcome: PushOutcome;
+  const niks3 = { niks3: job.install.niks3, serverUrl: job.settings.serverUrl, tokenPath: tokenFile.path, debug: job.settings.debug, env: job.childEnv, cwd, log };
+  let outcome: PushOutcome = { ok: true, uploaded: 0, cached: 0, pinned: [], error: undefined, runs: [] };
   try {
-    log.info(`pushing ${items.reduce((n, item) => n + item.paths.length, 0)} store paths with ${job.install.niks3}`);
-    outcome = await runPushes(items, {
-      niks3: job.install.niks3,
-      serverUrl: job.settings.serverUrl,
-      tokenPath: tokenFile.path,
-      debug: job.settings.debug,
-      timeoutSeconds: job.settings.pushTimeoutSeconds,
-      env: job.childEnv,
-      cwd,
-      log,
-    });
+    if (toPush.length > 0) {
+      log.info(`pushing ${plural(toPush.reduce((n, item) => n + item.paths.length, 0), "store path")} with ${job.install.niks3}`);
+      outcome = await runPushes(toPush, { ...niks3, timeoutSeconds: job.settings.pushTimeoutSeconds });
+    }
+    if (outcome.ok && uploaded.length > 0) outcome = await pinUploaded(uploaded, outcome, niks3);
   } finally {
     tokenFile.remove();
   }

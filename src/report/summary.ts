@@ -20,13 +20,17 @@ export interface InstallableSummary {
   error: string | undefined;
 }
 
-/** One `niks3 push`: the store paths it was given, its pin, and niks3's own count of new and cached paths. */
+/**
+ * One `niks3 push`: the store paths it was given, its pin, and niks3's own count of new and cached
+ * paths; or paths niks3-hook uploaded while building (while_building: only the pin was set).
+ */
 export interface PushRunSummary {
   paths: string[];
   pin?: string | undefined;
   uploaded: number;
   cached: number;
   ok: boolean;
+  while_building?: boolean;
 }
 
 /** Where the job ran, from GitLab's predefined variables (each omitted outside GitLab). */
@@ -152,7 +156,8 @@ export function printResults(log: Logger, summary: JobSummary): void {
       for (const run of runs) {
         const what = pushRunLabel(run, summary.installables);
         const pin = run.pin ? ` (pin ${run.pin})` : "";
-        log.info(`  ${what}${pin}: ${run.ok ? "" : "failed, "}${run.uploaded} new, ${run.cached} already cached`);
+        const counts = run.while_building ? "uploaded while building" : `${run.uploaded} new, ${run.cached} already cached`;
+        log.info(`  ${what}${pin}: ${run.ok ? "" : "failed, "}${counts}`);
       }
     }
   } else {

@@ -25,6 +25,11 @@ export interface UploadOutcome {
   leftover: number | undefined;
   error: string | undefined;
   runs: PushRun[];
+  /**
+   * Paths built in this job whose closures are now certainly in the cache (niks3 pushes a path's
+   * closure): the final push can skip them. Empty when anything may be missing.
+   */
+  uploadedClosures: string[];
 }
 
 export interface EndOptions {
@@ -115,7 +120,7 @@ async function drainDaemon(session: UploadSession, daemon: DaemonState, job: Upl
   }
   if (error) options.log.warn(error);
   else options.log.info(`uploaded while building: ${plural(parsed.uploaded, "path")}${leftover === 0 ? ", nothing left in the queue" : ""}`);
-  return { mode: "daemon", ok: error === undefined, uploaded: parsed.uploaded, cached: 0, leftover, error, runs: [] };
+  return { mode: "daemon", ok: error === undefined, uploaded: parsed.uploaded, cached: 0, leftover, error, runs: [], uploadedClosures: [] };
 }
 
 /** pushNow pushes `paths` (their closures) with niks3, in chunks, within the time limit. */
@@ -143,7 +148,7 @@ async function pushNow(paths: readonly string[], job: UploadJob, options: EndOpt
 }
 
 async function pushStoreDiff(session: UploadSession, job: UploadJob, options: EndOptions): Promise<UploadOutcome> {
-  const none = { mode: "store-diff" as const, uploaded: 0, cached: 0, leftover: undefined, runs: [] };
+  const none = { mode: "store-diff" as const, uploaded: 0, cached: 0, leftover: undefined, runs: [], uploadedClosures: [] };
   const storeDir = storeDirOf(job.childEnv);
   if (session.state.listing === undefined) return { ...none, ok: false, error: "no store listing from before the build" };
   const fresh = newEntries(storeDir, await loadListing(session.state.listing), await listStore(storeDir));
@@ -153,7 +158,8 @@ async function pushStoreDiff(session: UploadSession, job: UploadJob, options: En
   if (valid.length === 0) return { ...none, ok: true, error: undefined };
   const outcome = await pushNow(valid, job, options);
   if (outcome.error) options.log.warn(`the store diff push failed: ${outcome.error}`);
-  return { ...none, ok: outcome.ok, uploaded: outcome.uploaded, cached: outcome.cached, error: outcome.error, runs: outcome.runs ?? [] };
+  const uploadedClosures = outcome.ok ? valid : [];
+  return { ...none, ok: outcome.ok, uploaded: outcome.uploaded, cached: outcome.cached, error: outcome.error, runs: outcome.runs ?? [], uploadedClosures };
 }
 
 /** How long the hook's sends may run after the build: their wait for the socket (10 s) and send's own timeout (5 s). */
@@ -188,7 +194,9 @@ async function finishHookUpload(session: UploadSession, job: UploadJob, options:
   let lost: string | undefined;
   if (errors.length > 0) lost = `${errors[0]}${errors.length > 1 ? ` (and ${plural(errors.length - 1, "more error")})` : ""}`;
   else if (unfinished > 0) lost = `${plural(unfinished, "send")} of the post-build-hook never finished`;
-  if (drained && lost === undefined) return drained;
+  // Drained with nothing left in the queue: every path the hook recorded went up with its closure.
+  const drainedAll = drained !== undefined && drained.ok && drained.leftover === 0;
+  if (drained && lost === undefined) return { ...drained, uploadedClosures: drainedAll ? builtPaths(stateDir) : [] };
   const built = await validPaths(builtPaths(stateDir), job.childEnv);
   if (drained) options.log.warn(`niks3-hook did not get every path Nix built (${lost}); pushing the ${plural(built.length, "path")} now`);
   else options.log.info(`pushing the ${plural(built.length, "path")} Nix built`);
@@ -202,6 +210,7 @@ async function finishHookUpload(session: UploadSession, job: UploadJob, options:
     leftover: drained?.leftover,
     error: pushed?.error ?? drained?.error,
     runs: pushed?.runs ?? [],
+    uploadedClosures: (pushed?.ok ?? true) && (drained === undefined || drainedAll) ? built : [],
   };
 }
 

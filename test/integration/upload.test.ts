@@ -173,8 +173,17 @@ describe("the setup component, extended by a consumer's own job (gitlab-ci-local
     const state = (field: string) => `"$(node -p 'JSON.parse(require("fs").readFileSync(".niks3-gitlab/upload-state.json", "utf8")).${field}')"`;
     // The hook's sends run in the background: once they are done, both paths are in the queue.
     const sendsDone = `while [ -n "$(ls ${state("stateDir")}/pending)" ]; do sleep 0.05; done`;
+    // The kill waits until the server holds the hanging upload (the fault is used up by then).
+    const go = join(mkdtempSync(join(tmpdir(), "niks3-go-")), "go");
+    const uploadHangs = `while [ ! -e ${go} ]; do sleep 0.05; done`;
     const killDaemon = `kill -KILL ${state("daemon.pid")}`;
-    const { result: job, added } = await newInCache(() => setupJob(flake.dir, ["nix build .#second", sendsDone, killDaemon], defaultBranch));
+    const hanging = () => bed.server.requests.some((request) => request.status === 0 && request.path.startsWith("/api/"));
+    const { result: job, added } = await newInCache(async () => {
+      const running = setupJob(flake.dir, ["nix build .#second", sendsDone, uploadHangs, killDaemon], defaultBranch);
+      await expect.poll(hanging, { timeout: 60_000 }).toBe(true);
+      writeFileSync(go, "");
+      return running;
+    });
     expect(job.result.exitCode, job.result.all).toBe(0);
     expect(job.result.all).toContain("niks3: warning: niks3-hook was no longer running; starting it again to upload the 2 queued paths");
     expect(job.result.all).toMatch(/msg="Resuming with pending paths from previous run" pending=2/);

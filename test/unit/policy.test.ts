@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readCiContext } from "../../src/ci-context.ts";
 import { classifyPipeline, installableLabel, planJob, sanitizePinName, type PlanInput } from "../../src/policy.ts";
+import { pushItems } from "../../src/job/push.ts";
 import { PIPELINES } from "../helpers/ci-env.ts";
 
 const input = (overrides: Partial<PlanInput> = {}): PlanInput => ({
@@ -71,5 +72,45 @@ describe("pin names", () => {
       "/p",
     );
     expect(classifyPipeline(ci)).toBe("fork-merge-request");
+  });
+});
+
+describe("pushItems: what the final push still has to do", () => {
+  const plan = (installables: string[], pin = "auto") =>
+    planJob(input({ installables, pin }), readCiContext(PIPELINES.defaultBranch, "/project"));
+  const built = (installable: string, outputs: Record<string, string>) => ({ installable, ok: true, outputs });
+  const rows = [
+    {
+      name: "nothing uploaded while building: one pinned push per installable",
+      items: pushItems(plan([".#a", ".#b"]), [built(".#a", { out: "/nix/store/a" }), built(".#b", { out: "/nix/store/b" })]),
+      expected: [
+        { paths: ["/nix/store/a"], pin: "acme-widgets-main-a", uploadedWhileBuilding: false },
+        { paths: ["/nix/store/b"], pin: "acme-widgets-main-b", uploadedWhileBuilding: false },
+      ],
+    },
+    {
+      name: "an output niks3-hook uploaded with its closure: only its pin is left",
+      items: pushItems(plan([".#a", ".#b"]), [built(".#a", { out: "/nix/store/a" }), built(".#b", { out: "/nix/store/b" })], ["/nix/store/a"]),
+      expected: [
+        { paths: ["/nix/store/a"], pin: "acme-widgets-main-a", uploadedWhileBuilding: true },
+        { paths: ["/nix/store/b"], pin: "acme-widgets-main-b", uploadedWhileBuilding: false },
+      ],
+    },
+    {
+      name: "unpinned outputs split into what still needs a push and what was uploaded",
+      items: pushItems(plan([".#a"], "never"), [built(".#a", { out: "/nix/store/a", dev: "/nix/store/a-dev", doc: "/nix/store/a-doc" })], ["/nix/store/a-dev"]),
+      expected: [
+        { paths: ["/nix/store/a", "/nix/store/a-doc"], pin: undefined, uploadedWhileBuilding: false },
+        { paths: ["/nix/store/a-dev"], pin: undefined, uploadedWhileBuilding: true },
+      ],
+    },
+    {
+      name: "a failed installable is not pushed",
+      items: pushItems(plan([".#a"]), [{ installable: ".#a", ok: false, outputs: {} }], ["/nix/store/a"]),
+      expected: [],
+    },
+  ];
+  it.each(rows)("$name", ({ items, expected }) => {
+    expect(items).toEqual(expected);
   });
 });
