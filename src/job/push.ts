@@ -48,8 +48,9 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
  */
 async function pinUploaded(items: readonly PushItem[], outcome: PushOutcome, options: PinsRunOptions): Promise<PushOutcome> {
   const pins = items.filter((item) => item.pin !== undefined);
+  const outputs = items.reduce((n, item) => n + item.paths.length, 0);
   options.log.info(
-    `niks3-hook uploaded ${plural(items.reduce((n, item) => n + item.paths.length, 0), "output")} with their closures while building` +
+    `niks3-hook uploaded ${plural(outputs, "output")} and ${outputs === 1 ? "its closure" : "their closures"} while building` +
       (pins.length ? `; setting ${plural(pins.length, "pin")}` : ""),
   );
   const result: PushOutcome = { ...outcome, pinned: [...outcome.pinned], runs: [...(outcome.runs ?? [])] };
