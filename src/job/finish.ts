@@ -53,7 +53,7 @@ export function summarize(
           uploaded: run.uploaded,
           cached: run.cached,
           ok: run.ok,
-          ...(run.whileBuilding ? { while_building: true } : {}),
+          ...(run.alreadyUploaded ? { already_uploaded: true } : {}),
         })) ?? [],
     },
     notices: job.plan.notices,

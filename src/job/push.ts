@@ -1,5 +1,5 @@
-// Pushing what a job built: which paths go in which `niks3 push` (none for what niks3-hook already
-// uploaded: only its pin is set), and running them with the token in a 0600 file that exists only
+// Pushing what a job built: which paths go in which `niks3 push` (none for what the upload step
+// already put in the cache: only its pin is set), and running them with the token in a 0600 file that exists only
 // while niks3 runs.
 
 import type { Logger } from "../log.ts";
@@ -13,8 +13,8 @@ import type { PreparedJob } from "./prepare.ts";
 
 /**
  * pushItems: one niks3 push for all unpinned paths, one per pinned path (niks3 allows one path per
- * --pin). Paths whose closures niks3-hook already uploaded (`uploadedClosures`) need no push: they
- * go in items marked `uploadedWhileBuilding`, which only set their pin.
+ * --pin). Paths whose closures the upload step already put in the cache (`uploadedClosures`) need
+ * no push: they go in items marked `alreadyUploaded`, which only set their pin.
  */
 export function pushItems(plan: JobPlan, results: readonly InstallableResult[], uploadedClosures: Iterable<string> = []): PushItem[] {
   const uploaded = new Set(uploadedClosures);
@@ -26,7 +26,7 @@ export function pushItems(plan: JobPlan, results: readonly InstallableResult[], 
     const pin = plan.installables[index]?.pin;
     const [first, ...rest] = paths;
     if (pin && first) {
-      pinned.push({ paths: [first], pin, uploadedWhileBuilding: uploaded.has(first) });
+      pinned.push({ paths: [first], pin, alreadyUploaded: uploaded.has(first) });
       unpinned.push(...rest);
     } else {
       unpinned.push(...paths);
@@ -35,7 +35,7 @@ export function pushItems(plan: JobPlan, results: readonly InstallableResult[], 
   const unique = [...new Set(unpinned)];
   const groups = [unique.filter((path) => !uploaded.has(path)), unique.filter((path) => uploaded.has(path))];
   return [
-    ...groups.flatMap((paths, index) => (paths.length ? [{ paths, pin: undefined, uploadedWhileBuilding: index === 1 }] : [])),
+    ...groups.flatMap((paths, index) => (paths.length ? [{ paths, pin: undefined, alreadyUploaded: index === 1 }] : [])),
     ...pinned,
   ];
 }
@@ -43,20 +43,20 @@ export function pushItems(plan: JobPlan, results: readonly InstallableResult[], 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /**
- * pinUploaded records what niks3-hook uploaded while building as pushed, and sets the pins of
- * those paths (`niks3 pins create`), stopping at the first failure as runPushes does.
+ * pinUploaded records what the upload step already put in the cache as pushed, and sets the pins
+ * of those paths (`niks3 pins create`), stopping at the first failure as runPushes does.
  */
 async function pinUploaded(items: readonly PushItem[], outcome: PushOutcome, options: PinsRunOptions): Promise<PushOutcome> {
   const pins = items.filter((item) => item.pin !== undefined);
   const outputs = items.reduce((n, item) => n + item.paths.length, 0);
   options.log.info(
-    `niks3-hook uploaded ${plural(outputs, "output")} and ${outputs === 1 ? "its closure" : "their closures"} while building` +
+    `${plural(outputs, "output")} and ${outputs === 1 ? "its closure are" : "their closures are"} in the cache already` +
       (pins.length ? `; setting ${plural(pins.length, "pin")}` : ""),
   );
   const result: PushOutcome = { ...outcome, pinned: [...outcome.pinned], runs: [...(outcome.runs ?? [])] };
   for (const item of items) {
     const pinned = item.pin === undefined ? undefined : await createPin(item.pin, item.paths[0] ?? "", options);
-    result.runs?.push({ paths: [...item.paths], pin: item.pin, uploaded: 0, cached: 0, ok: pinned?.ok ?? true, whileBuilding: true });
+    result.runs?.push({ paths: [...item.paths], pin: item.pin, uploaded: 0, cached: 0, ok: pinned?.ok ?? true, alreadyUploaded: true });
     if (pinned && !pinned.ok) return { ...result, ok: false, error: pinned.error };
     if (item.pin !== undefined) result.pinned.push(item.pin);
   }
@@ -65,15 +65,15 @@ async function pinUploaded(items: readonly PushItem[], outcome: PushOutcome, opt
 
 /**
  * pushResults pushes the closures of what was built, as the plan allows, and sets the pins of what
- * niks3-hook already uploaded. Returns undefined when nothing was to be pushed (the plan says no,
+ * the upload step already put in the cache. Returns undefined when nothing was to be pushed (the plan says no,
  * or nothing built).
  */
 export async function pushResults(job: PreparedJob, items: readonly PushItem[], cwd: string, log: Logger): Promise<PushOutcome | undefined> {
   if (!job.plan.push) return undefined;
   if (job.blockedPush) return { ok: false, uploaded: 0, cached: 0, pinned: [], error: job.blockedPush };
   if (!job.install || !job.settings.token || items.length === 0) return undefined;
-  const toPush = items.filter((item) => !item.uploadedWhileBuilding);
-  const uploaded = items.filter((item) => item.uploadedWhileBuilding);
+  const toPush = items.filter((item) => !item.alreadyUploaded);
+  const uploaded = items.filter((item) => item.alreadyUploaded);
   const tokenFile = writeTokenFile(job.settings.token);
   const niks3 = { niks3: job.install.niks3, serverUrl: job.settings.serverUrl, tokenPath: tokenFile.path, debug: job.settings.debug, env: job.childEnv, cwd, log };
   let outcome: PushOutcome = { ok: true, uploaded: 0, cached: 0, pinned: [], error: undefined, runs: [] };

@@ -22,7 +22,7 @@ export interface InstallableSummary {
 
 /**
  * One `niks3 push`: the store paths it was given, its pin, and niks3's own count of new and cached
- * paths; or paths niks3-hook uploaded while building (while_building: only the pin was set).
+ * paths; or paths the upload step had already put in the cache (already_uploaded: only the pin was set).
  */
 export interface PushRunSummary {
   paths: string[];
@@ -30,7 +30,7 @@ export interface PushRunSummary {
   uploaded: number;
   cached: number;
   ok: boolean;
-  while_building?: boolean;
+  already_uploaded?: boolean;
 }
 
 /** Where the job ran, from GitLab's predefined variables (each omitted outside GitLab). */
@@ -156,7 +156,7 @@ export function printResults(log: Logger, summary: JobSummary): void {
       for (const run of runs) {
         const what = pushRunLabel(run, summary.installables);
         const pin = run.pin ? ` (pin ${run.pin})` : "";
-        const counts = run.while_building ? "uploaded while building" : `${run.uploaded} new, ${run.cached} already cached`;
+        const counts = run.already_uploaded ? "already uploaded" : `${run.uploaded} new, ${run.cached} already cached`;
         log.info(`  ${what}${pin}: ${run.ok ? "" : "failed, "}${counts}`);
       }
     }

@@ -11,7 +11,7 @@ import { writeTokenFile } from "../token.ts";
 import { countQueue, formatSeconds, startDaemon, stopDaemon, type StopResult } from "./daemon.ts";
 import { builtPaths, pendingSends, sendErrors } from "./hook.ts";
 import type { UploadMode } from "./mode.ts";
-import { readDaemonLog, type UploadJob, type UploadSession } from "./session.ts";
+import { DAEMON_START_DELAY_MS, readDaemonLog, type UploadJob, type UploadSession } from "./session.ts";
 import { listStore, loadListing, newEntries, storeDirOf, validPaths } from "./store-diff.ts";
 
 export interface UploadOutcome {
@@ -185,6 +185,7 @@ async function waitForSends(stateDir: string, limitMs: number): Promise<number> 
  * prints why) is pushed from the hook's record.
  */
 async function finishHookUpload(session: UploadSession, job: UploadJob, options: EndOptions): Promise<UploadOutcome> {
+  session.buildEnded();
   await session.daemonReady;
   const stateDir = session.state.stateDir ?? "";
   const unfinished = await waitForSends(stateDir, SENDS_LIMIT_MS);
@@ -199,7 +200,9 @@ async function finishHookUpload(session: UploadSession, job: UploadJob, options:
   if (drained && lost === undefined) return { ...drained, uploadedClosures: drainedAll ? builtPaths(stateDir) : [] };
   const built = await validPaths(builtPaths(stateDir), job.childEnv);
   if (drained) options.log.warn(`niks3-hook did not get every path Nix built (${lost}); pushing the ${plural(built.length, "path")} now`);
-  else options.log.info(`pushing the ${plural(built.length, "path")} Nix built`);
+  else if (session.state.daemonFailure !== undefined) options.log.info(`pushing the ${plural(built.length, "path")} Nix built`);
+  else if (built.length === 0) options.log.info("Nix built nothing in this job: nothing to upload while building");
+  else options.log.info(`the build was over within ${formatSeconds(DAEMON_START_DELAY_MS / 1000)} of its first step: pushing the ${plural(built.length, "path")} Nix built in one go`);
   const pushed = built.length > 0 ? await pushNow(built, job, options) : undefined;
   if (pushed?.error) options.log.warn(`the push of what Nix built failed: ${pushed.error}`);
   return {
@@ -231,6 +234,8 @@ export async function endUpload(session: UploadSession, job: UploadJob, options:
  */
 export async function abortUpload(session: UploadSession, log: Logger): Promise<void> {
   try {
+    session.buildEnded();
+    await session.daemonReady;
     const daemon = session.state.daemon;
     if (daemon && session.process) {
       await stopDaemon(daemon, { limitMs: 10_000, log, exited: session.process.exited });

@@ -1,37 +1,41 @@
 // The pieces of daemon mode that are files and argv: the post-build-hook Nix runs after each build,
-// the nix.conf that registers it, and `niks3-hook serve`'s argv. Pure except for the file writers.
+// the nix.conf that registers it, and `niks3-hook serve`'s argv. Pure except for the file helpers.
 //
 // The hook is a fixed script (never generated from data): it reads the absolute paths it needs from
 // a file beside it, because Nix may run it with a stripped environment (a daemon passes only
 // DRV_PATH and OUT_PATHS). Nix 2.8 passes an empty OUT_PATHS, so it asks `nix-store -q --outputs`
 // (works on every Nix). It always exits 0: when a post-build-hook fails, Nix builds nothing more.
 // And it returns at once: Nix runs the hook synchronously and builds nothing else until it exits
-// (the Nix manual warns of exactly this), so the send runs in the background, where it may also
-// wait for niks3-hook, which is still starting while Nix evaluates.
+// (the Nix manual warns of exactly this), so the send runs in the background.
+//
+// Every path is recorded in built.txt first. Where niks3-hook is not listening yet (the ci command
+// starts it when the first build finishes, so a job that builds nothing never starts it), the hook
+// only records: the helper sends what was recorded once the socket exists. A path recorded before
+// the hook looked for the socket is either sent by the hook or read by the helper after the socket
+// appeared; sent twice at worst, which niks3-hook's queue absorbs.
 
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** The files the hook shares with the helper, in the state dir beside it. */
 export const HOOK_FILES = {
   conf: "post-build-hook.conf",
-  /** Every path the hook was given, one a line: pushed by the helper if a send failed. */
+  /** Every path the hook was given, one a line. */
   built: "built.txt",
   /** What the background sends printed (niks3-hook send prints only errors). */
   sendLog: "send.log",
   /** One marker per send still running. */
   pending: "pending",
-  /** Written by the helper when niks3-hook will not come, so sends stop waiting for its socket. */
-  noDaemon: "no-daemon",
 } as const;
 
 export const HOOK_SCRIPT = `#!/bin/sh
-# niks3-gitlab post-build-hook: hands the paths Nix just built to niks3-hook serve, which uploads
-# them to the niks3 cache. Reads its settings from post-build-hook.conf beside it (three lines:
-# niks3-hook, nix-store, socket). Nix builds nothing else until this exits, so the send runs in the
-# background: its marker in pending/ lives until it is done, and the helper waits for pending/ to
-# empty (or hold only dead sends) before it stops niks3-hook. built.txt records every path (the helper pushes them itself
-# if a send failed). Never fails: a failing hook would stop Nix from building more.
+# niks3-gitlab post-build-hook: records the paths Nix just built and hands them to niks3-hook
+# serve, which uploads them to the niks3 cache. Reads its settings from post-build-hook.conf beside
+# it (three lines: niks3-hook, nix-store, socket). Nix builds nothing else until this exits, so the
+# send runs in the background: its marker in pending/ lives until it is done, and the helper waits
+# for pending/ to empty (or hold only dead sends) before it stops niks3-hook. Without a socket yet,
+# it only records: the helper sends built.txt once niks3-hook listens (and pushes it itself if
+# niks3-hook never does, or a send failed). Never fails: a failing hook would stop Nix building.
 set -f
 dir="\${0%/*}"
 { read -r niks3_hook; read -r nix_store; read -r socket; } < "$dir/${HOOK_FILES.conf}" || exit 0
@@ -40,18 +44,12 @@ if [ -z "$OUT_PATHS" ] && [ -n "$DRV_PATH" ] && [ -n "$nix_store" ]; then
 fi
 [ -n "$OUT_PATHS" ] || exit 0
 printf '%s\\n' $OUT_PATHS >> "$dir/${HOOK_FILES.built}"
+[ -S "$socket" ] || exit 0
 pending=$(mktemp "$dir/${HOOK_FILES.pending}/send.XXXXXX" 2>/dev/null) || pending=
 (
   # The marker holds this subshell's pid, then the send's: a send killed with the job's other
   # background processes is not waited for, and a cancelled job stops both.
   [ -z "$pending" ] || sh -c 'echo "$PPID"' > "$pending"
-  # niks3-hook opens its socket once it has started: wait for it (10 s at most), unless the helper
-  # has given up on it.
-  tries=0
-  while [ ! -S "$socket" ] && [ ! -e "$dir/${HOOK_FILES.noDaemon}" ] && [ "$tries" -lt 200 ]; do
-    sleep 0.05
-    tries=$((tries + 1))
-  done
   OUT_PATHS=$OUT_PATHS "$niks3_hook" send --socket "$socket" &
   [ -z "$pending" ] || echo "$!" >> "$pending"
   wait "$!"
@@ -124,9 +122,14 @@ export function sendErrors(dir: string): string[] {
   return [...new Set(readHookFile(dir, HOOK_FILES.sendLog).split("\n").map((line) => line.trim()).filter(Boolean))];
 }
 
-/** giveUpOnDaemon tells running and later sends not to wait for niks3-hook's socket. */
-export function giveUpOnDaemon(dir: string): void {
-  writeFileSync(join(dir, HOOK_FILES.noDaemon), "", { mode: 0o644 });
+/** hasBuilt: the hook has recorded at least one path. */
+export function hasBuilt(dir: string): boolean {
+  return existsSync(join(dir, HOOK_FILES.built));
+}
+
+/** recordSendOutput adds what a send the helper ran printed to the hook's send log. */
+export function recordSendOutput(dir: string, text: string): void {
+  if (text.trim() !== "") writeFileSync(join(dir, HOOK_FILES.sendLog), text.endsWith("\n") ? text : `${text}\n`, { flag: "a" });
 }
 
 /** hookConfText is the nix.conf that makes Nix run the hook. */

@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { BackgroundProcess } from "../edges/proc.ts";
-import { trackChild } from "../edges/children.ts";
-import { processStartTime, signalProcess } from "../edges/proc.ts";
+import { isCancelled, trackChild } from "../edges/children.ts";
+import { processStartTime, runProcess, signalProcess } from "../edges/proc.ts";
 import { findOnPath } from "../install/tool-cache.ts";
 import type { Niks3Install } from "../install/index.ts";
 import type { Logger } from "../log.ts";
@@ -20,7 +20,7 @@ import type { JobPlan } from "../policy.ts";
 import type { Settings } from "../settings.ts";
 import { writeTokenFile } from "../token.ts";
 import { spawnDaemon, type DaemonReady } from "./daemon.ts";
-import { giveUpOnDaemon, hookConfText, niks3HookServeArgs, pendingSendPids, tokenScriptCommand, writeHookFiles } from "./hook.ts";
+import { builtPaths, hasBuilt, hookConfText, niks3HookServeArgs, pendingSendPids, recordSendOutput, tokenScriptCommand, writeHookFiles } from "./hook.ts";
 import { describeMode, pickUploadMode, type UploadFacts, type UploadModeDecision } from "./mode.ts";
 import { probeUploadFacts } from "./probe.ts";
 import { listStore, saveListing, storeDirOf } from "./store-diff.ts";
@@ -57,10 +57,15 @@ export interface UploadSession {
   state: UploadState;
   /** What Nix must see to run the post-build-hook (empty unless daemon mode). */
   nixEnv: Record<string, string>;
-  /** The daemon, when this process started it (ci). */
+  /** The daemon, once this process has started it (ci). */
   process: BackgroundProcess | undefined;
-  /** Settles once niks3-hook listens, or has failed to (then state.daemonFailure says why). */
-  daemonReady: Promise<DaemonReady> | undefined;
+  /**
+   * Settles once niks3-hook listens, or has failed to (then state.daemonFailure says why), or with
+   * undefined when it was never started (the build was over first).
+   */
+  daemonReady: Promise<DaemonReady | undefined> | undefined;
+  /** Tells a niks3-hook that waits to be started that the build is over (it is not needed then). */
+  buildEnded: () => void;
   /** The daemon's log lines, when this process collects them. */
   lines: string[];
 }
@@ -95,22 +100,29 @@ async function decide(job: UploadJob, options: BeginOptions): Promise<UploadMode
   return pickUploadMode(input, facts);
 }
 
-interface SpawnedUploadDaemon {
-  process: BackgroundProcess;
-  ready: Promise<DaemonReady>;
-  state: NonNullable<UploadState["daemon"]>;
-  nixEnv: Record<string, string>;
+/**
+ * How long Nix must have been building, from the first build it finished, before the ci command
+ * starts niks3-hook. A build over sooner is pushed in one go when it ends: niks3-hook (its own
+ * start-up, then one upload per batch it is sent) would only make such a job slower.
+ */
+export const DAEMON_START_DELAY_MS = 1000;
+
+interface DaemonPlan {
+  niks3Hook: string;
+  args: string[];
+  socket: string;
+  dbPath: string;
+  logFile: string | undefined;
 }
 
-async function spawnUploadDaemon(job: UploadJob, options: BeginOptions, stateDir: string, tokenDir: string, lines: string[]): Promise<SpawnedUploadDaemon> {
+/** writeDaemonFiles writes the post-build-hook and its nix.conf, and says how niks3-hook will run. */
+async function writeDaemonFiles(job: UploadJob, options: BeginOptions, stateDir: string, tokenDir: string): Promise<{ plan: DaemonPlan; nixEnv: Record<string, string> }> {
   const niks3Hook = job.install?.niks3Hook ?? "";
   const socket = join(stateDir, "hook.sock");
-  const dbPath = join(stateDir, "queue.db");
-  const logFile = options.detached ? join(stateDir, "niks3-hook.log") : undefined;
   const nixStore = (await findOnPath(job.childEnv.PATH ?? "", "nix-store")) ?? "";
-  const hook = writeHookFiles(stateDir, { niks3Hook, nixStore, socket });
   const conf = join(stateDir, "upload.conf");
-  writeFileSync(conf, hookConfText(hook), { mode: 0o644 });
+  writeFileSync(conf, hookConfText(writeHookFiles(stateDir, { niks3Hook, nixStore, socket })), { mode: 0o644 });
+  const dbPath = join(stateDir, "queue.db");
   const args = niks3HookServeArgs({
     serverUrl: job.settings.serverUrl,
     tokenScript: tokenScriptCommand(options.helper, join(tokenDir, "token")),
@@ -119,78 +131,105 @@ async function spawnUploadDaemon(job: UploadJob, options: BeginOptions, stateDir
     idleExitSeconds: options.idleExitSeconds,
     debug: job.settings.debug,
   });
-  const spawned = await spawnDaemon({
-    niks3Hook,
-    args,
-    env: job.childEnv,
-    cwd: options.cwd,
-    socket,
-    detached: options.detached,
-    ...(logFile !== undefined
-      ? { logFile }
-      : {
-          onLine: (line: string) => {
-            lines.push(line);
-            options.log.raw(`${line}\n`);
-          },
-        }),
-  });
-  const pid = spawned.process.pid;
-  return {
-    ...spawned,
-    state: { pid, startTime: await processStartTime(pid), niks3Hook, args, socket, dbPath, logFile },
-    nixEnv: { NIX_USER_CONF_FILES: userConfFiles(conf, job.childEnv) },
-  };
+  const logFile = options.detached ? join(stateDir, "niks3-hook.log") : undefined;
+  return { plan: { niks3Hook, args, socket, dbPath, logFile }, nixEnv: { NIX_USER_CONF_FILES: userConfFiles(conf, job.childEnv) } };
+}
+
+/** waitForFirstBuild resolves true once Nix has been building for the start delay, false if the build ended first. */
+async function waitForFirstBuild(stateDir: string, ended: Promise<void>): Promise<boolean> {
+  let over = false;
+  void ended.then(() => (over = true));
+  const tick = () => Promise.race([new Promise((resolve) => setTimeout(resolve, 20)), ended]);
+  while (!over && !hasBuilt(stateDir)) await tick();
+  const deadline = Date.now() + DAEMON_START_DELAY_MS;
+  while (!over && Date.now() < deadline) await tick();
+  return !over && !isCancelled();
+}
+
+/** sendBacklog hands niks3-hook what the hook recorded before it listened (in chunks: OUT_PATHS is one env var). */
+async function sendBacklog(job: UploadJob, plan: DaemonPlan, stateDir: string): Promise<void> {
+  const paths = builtPaths(stateDir);
+  for (let i = 0; i < paths.length; i += 500) {
+    const sent = await runProcess(plan.niks3Hook, ["send", "--socket", plan.socket], { env: { ...job.childEnv, OUT_PATHS: paths.slice(i, i + 500).join(" ") } });
+    recordSendOutput(stateDir, `${sent.stdout}${sent.stderr}`);
+  }
 }
 
 /**
- * beginUpload picks the mode, says which and why (once), and starts uploading. In daemon mode it
- * does not wait for niks3-hook to listen unless the process is about to exit (setup): the build
- * can start at once, since the hook's sends wait for the socket themselves.
+ * beginUpload picks the mode, says which and why (once), and starts uploading. In daemon mode the
+ * setup component starts niks3-hook at once and waits until it listens (the user's builds follow
+ * its before_script); the ci command starts it once Nix has been building for a while, and sends it
+ * what the hook recorded meanwhile.
  */
 export async function beginUpload(job: UploadJob, options: BeginOptions): Promise<UploadSession> {
   const decision = await decide(job, options);
   const base = { schema: 1 as const, startedAt: Date.now(), niks3: job.install?.niks3 };
+  const idle = { nixEnv: {}, process: undefined, daemonReady: undefined, buildEnded: () => {}, lines: [] };
   if (decision.mode === "none" || job.settings.token === undefined) {
     options.log.info(describeMode(decision));
-    const state = { ...base, ...decision, stateDir: undefined, tokenDir: undefined, daemon: undefined, daemonFailure: undefined, listing: undefined };
-    return { state, nixEnv: {}, process: undefined, daemonReady: undefined, lines: [] };
+    return { ...idle, state: { ...base, ...decision, stateDir: undefined, tokenDir: undefined, daemon: undefined, daemonFailure: undefined, listing: undefined } };
   }
   const stateDir = makeStateDir();
-  const lines: string[] = [];
   const session: UploadSession = {
+    ...idle,
+    lines: [],
     state: { ...base, ...decision, stateDir, tokenDir: undefined, daemon: undefined, daemonFailure: undefined, listing: undefined },
-    nixEnv: {},
-    process: undefined,
-    daemonReady: undefined,
-    lines,
   };
-  if (decision.mode === "daemon") {
-    const tokenFile = writeTokenFile(job.settings.token, stateDir, { keepAfterExit: options.detached });
-    const daemon = await spawnUploadDaemon(job, options, stateDir, dirname(tokenFile.path), lines);
-    Object.assign(session.state, { tokenDir: dirname(tokenFile.path), daemon: daemon.state });
-    session.nixEnv = daemon.nixEnv;
-    session.process = daemon.process;
-    session.daemonReady = daemon.ready.then((ready) => {
-      if (!ready.ok) {
-        // The hook keeps recording what Nix builds; endUpload pushes it after the build.
-        giveUpOnDaemon(stateDir);
-        tokenFile.remove();
-        Object.assign(session.state, { tokenDir: undefined, daemon: undefined, daemonFailure: ready.why });
-        options.log.warn(`niks3-hook did not start (${ready.why}); what Nix builds is pushed after the build instead`);
-      }
-      return ready;
-    });
+  if (decision.mode === "store-diff") {
+    session.state.listing = join(stateDir, "store-before.txt");
+    await saveListing(session.state.listing, await listStore(storeDirOf(job.childEnv)));
     options.log.info(describeMode(decision));
-    if (options.detached) await session.daemonReady;
-    // The hook's sends run beside Nix, not under this process: a cancelled job stops them too.
-    else trackChild(() => pendingSendPids(stateDir).forEach((pid) => signalProcess(pid, "SIGTERM")));
     return session;
   }
-  session.state.listing = join(stateDir, "store-before.txt");
-  await saveListing(session.state.listing, await listStore(storeDirOf(job.childEnv)));
+  const tokenFile = writeTokenFile(job.settings.token, stateDir, { keepAfterExit: options.detached });
+  session.state.tokenDir = dirname(tokenFile.path);
+  const { plan, nixEnv } = await writeDaemonFiles(job, options, stateDir, session.state.tokenDir);
+  session.nixEnv = nixEnv;
+  const start = async (): Promise<DaemonReady> => {
+    const spawned = await spawnDaemon({
+      ...plan,
+      env: job.childEnv,
+      cwd: options.cwd,
+      detached: options.detached,
+      ...(plan.logFile === undefined
+        ? {
+            onLine: (line: string) => {
+              session.lines.push(line);
+              options.log.raw(`${line}\n`);
+            },
+          }
+        : {}),
+    });
+    session.process = spawned.process;
+    session.state.daemon = { ...plan, pid: spawned.process.pid, startTime: await processStartTime(spawned.process.pid) };
+    const ready = await spawned.ready;
+    if (!ready.ok) {
+      tokenFile.remove();
+      Object.assign(session.state, { tokenDir: undefined, daemon: undefined, daemonFailure: ready.why });
+      options.log.warn(`niks3-hook did not start (${ready.why}); what Nix builds is pushed after the build instead`);
+    } else if (!options.detached) {
+      await sendBacklog(job, plan, stateDir);
+    }
+    return ready;
+  };
   options.log.info(describeMode(decision));
+  if (options.detached) {
+    session.daemonReady = start();
+    await session.daemonReady;
+    return session;
+  }
+  let endBuild = () => {};
+  const ended = new Promise<void>((resolve) => (endBuild = resolve));
+  session.buildEnded = endBuild;
+  session.daemonReady = waitForFirstBuild(stateDir, ended).then((needed) => (needed ? start() : undefined));
+  // The hook's sends run beside Nix, not under this process: a cancelled job stops them too.
+  trackChild(() => pendingSendPids(stateDir).forEach((pid) => signalProcess(pid, "SIGTERM")));
   return session;
+}
+
+/** resumedSession: the session of a state the setup component's before_script saved (its after_script ends it). */
+export function resumedSession(state: UploadState): UploadSession {
+  return { state, nixEnv: {}, process: undefined, daemonReady: undefined, buildEnded: () => {}, lines: [] };
 }
 
 /** readDaemonLog returns what the daemon logged, from its log file or the collected lines. */

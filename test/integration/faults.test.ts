@@ -188,19 +188,15 @@ describe("cancellation (GitLab sends SIGTERM)", () => {
   it("during the push: niks3 is stopped, the 0600 token file is removed, exit 143", async () => {
     bed.server.faults.push = { hang: true };
     const tmp = mkdtempSync(join(tmpdir(), "niks3-faults-tmp-"));
-    let tokenFileModes: number[] = [];
-    let sent = false;
-    const run = await runJob(PIPELINES.defaultBranch, {
-      tmp,
-      onLine: (line, child) => {
-        if (!sent && line.includes("Uploading")) {
-          sent = true;
-          tokenFileModes = filesHoldingToken(tmp).map((file) => statSync(file).mode & 0o777);
-          child.kill("SIGTERM");
-        }
-      },
-    });
-    expect(sent).toBe(true);
+    let job: { kill(signal: NodeJS.Signals): void } | undefined;
+    const earlier = bed.server.requests.length;
+    const running = runJob(PIPELINES.defaultBranch, { tmp, onLine: (_line, child) => (job = child) });
+    // SIGTERM once this job's push waits on the server.
+    const hanging = () => bed.server.requests.slice(earlier).some((request) => request.status === 0 && request.path === "/api/pending_closures");
+    await expect.poll(hanging, { timeout: 60_000 }).toBe(true);
+    const tokenFileModes = filesHoldingToken(tmp).map((file) => statSync(file).mode & 0o777);
+    job?.kill("SIGTERM");
+    const run = await running;
     // While niks3 ran, the token was in a 0600 file (and only there).
     expect(tokenFileModes.length, run.all).toBeGreaterThan(0);
     for (const mode of tokenFileModes) expect(mode).toBe(0o600);

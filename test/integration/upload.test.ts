@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runJob } from "../helpers/ci-job.ts";
 import { PIPELINES } from "../helpers/ci-env.ts";
-import { nixEnv } from "../helpers/nix.ts";
+import { closureOf, nixEnv } from "../helpers/nix.ts";
 import { lines } from "../helpers/run-helper.ts";
 import { useNiks3TestBed } from "../helpers/test-bed.ts";
 import { makeUploadFlake, runSetupJob } from "../helpers/upload.ts";
@@ -74,7 +74,7 @@ describe("niks3-gitlab ci: upload while building", () => {
     const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#second" }));
     expect(job.run.exitCode, job.run.all).toBe(0);
     expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
-    expect(job.run.all).toContain("uploaded while building: 0 paths");
+    expect(job.run.all).toContain("Nix built nothing in this job: nothing to upload while building");
   });
 
   /** binWithHook: the niks3 double, and a niks3-hook that runs `line` first (then the double). */
@@ -89,37 +89,43 @@ describe("niks3-gitlab ci: upload while building", () => {
   /** storePathCounts: how many store paths each `niks3 push` was given. */
   const storePathCounts = (calls: readonly { argv: string[] }[]) => calls.map((call) => call.argv.filter((arg) => arg.startsWith("/nix/store/")).length);
 
+  /** A chain of two 1 s steps: long enough that the helper starts niks3-hook. */
+  const slowFlake = () => makeUploadFlake({ slowCount: 2, slowSeconds: 1 });
+  const slowClosure = (flakeDir: string) => closureOf([outPath(flakeDir, "slow")], nixEnv(bed.confDir));
+
   it("when niks3-hook does not start: says why once, and pushes what Nix built after the build", async () => {
-    const flake = makeUploadFlake();
+    const flake = slowFlake();
     const binDir = binWithHook(`[ "$1" = serve ] && { echo 'level=ERROR msg="Fatal error" error="opening queue: unable to open database file"' >&2; exit 1; }`);
-    const { result: job, added } = await newInCache(() => ciJobWith(binDir, flake.dir, { NIKS3_INSTALLABLES: ".#second" }));
+    const { result: job, added } = await newInCache(() => ciJobWith(binDir, flake.dir, { NIKS3_INSTALLABLES: ".#slow" }));
     expect(job.run.exitCode, job.run.all).toBe(0);
     expect(lines(job.run.all).filter((line) => line.includes("niks3-hook did not start"))).toEqual([
       "niks3: warning: niks3-hook did not start (niks3-hook serve exited: opening queue: unable to open database file); what Nix builds is pushed after the build instead",
     ]);
-    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
-    // The first push is what the hook recorded (both derivations), the second the pinned closure.
+    expect(added).toEqual(slowClosure(flake.dir));
+    // One push of the two paths the hook recorded, then the pin of the closure now cached.
     expect(storePathCounts(job.doubleCalls)).toEqual([2, 1]);
+    expect(job.doubleCalls.map((call) => call.argv[0])).toEqual(["push", "pins"]);
     expect(job.run.all).not.toContain(token);
   });
 
   it("when a send fails (niks3-hook send still exits 0): warns, and pushes what Nix built after the build", async () => {
-    const flake = makeUploadFlake();
+    const flake = slowFlake();
     const binDir = binWithHook(`[ "$1" = send ] && { echo "niks3-hook send: sending request: broken pipe" >&2; exit 0; }`);
-    const { result: job, added } = await newInCache(() => ciJobWith(binDir, flake.dir, { NIKS3_INSTALLABLES: ".#second" }));
+    const { result: job, added } = await newInCache(() => ciJobWith(binDir, flake.dir, { NIKS3_INSTALLABLES: ".#slow" }));
     expect(job.run.exitCode, job.run.all).toBe(0);
+    expect(job.run.all).toContain("niks3-hook serve starting");
     expect(job.run.all).toContain(
       "niks3: warning: niks3-hook did not get every path Nix built (niks3-hook send: sending request: broken pipe); pushing the 2 paths now",
     );
-    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
+    expect(added).toEqual(slowClosure(flake.dir));
     expect(storePathCounts(job.doubleCalls)).toEqual([2, 1]);
   });
 
   it("when uploads hang: stops within push_timeout with a heartbeat, says how many built paths were not uploaded, exit 3", async () => {
-    const flake = makeUploadFlake();
+    const flake = slowFlake();
     bed.server.faults = { push: { hang: true } };
     const started = Date.now();
-    const job = await ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#second", NIKS3_PUSH_TIMEOUT: "3s" });
+    const job = await ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#slow", NIKS3_PUSH_TIMEOUT: "3s" });
     expect(job.run.exitCode, job.run.all).toBe(3);
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(job.run.all).toMatch(/niks3: still uploading \(\d+s\): \d+ paths? queued; giving up in \d+s/);

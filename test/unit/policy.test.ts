@@ -84,24 +84,24 @@ describe("pushItems: what the final push still has to do", () => {
       name: "nothing uploaded while building: one pinned push per installable",
       items: pushItems(plan([".#a", ".#b"]), [built(".#a", { out: "/nix/store/a" }), built(".#b", { out: "/nix/store/b" })]),
       expected: [
-        { paths: ["/nix/store/a"], pin: "acme-widgets-main-a", uploadedWhileBuilding: false },
-        { paths: ["/nix/store/b"], pin: "acme-widgets-main-b", uploadedWhileBuilding: false },
+        { paths: ["/nix/store/a"], pin: "acme-widgets-main-a", alreadyUploaded: false },
+        { paths: ["/nix/store/b"], pin: "acme-widgets-main-b", alreadyUploaded: false },
       ],
     },
     {
       name: "an output niks3-hook uploaded with its closure: only its pin is left",
       items: pushItems(plan([".#a", ".#b"]), [built(".#a", { out: "/nix/store/a" }), built(".#b", { out: "/nix/store/b" })], ["/nix/store/a"]),
       expected: [
-        { paths: ["/nix/store/a"], pin: "acme-widgets-main-a", uploadedWhileBuilding: true },
-        { paths: ["/nix/store/b"], pin: "acme-widgets-main-b", uploadedWhileBuilding: false },
+        { paths: ["/nix/store/a"], pin: "acme-widgets-main-a", alreadyUploaded: true },
+        { paths: ["/nix/store/b"], pin: "acme-widgets-main-b", alreadyUploaded: false },
       ],
     },
     {
       name: "unpinned outputs split into what still needs a push and what was uploaded",
       items: pushItems(plan([".#a"], "never"), [built(".#a", { out: "/nix/store/a", dev: "/nix/store/a-dev", doc: "/nix/store/a-doc" })], ["/nix/store/a-dev"]),
       expected: [
-        { paths: ["/nix/store/a", "/nix/store/a-doc"], pin: undefined, uploadedWhileBuilding: false },
-        { paths: ["/nix/store/a-dev"], pin: undefined, uploadedWhileBuilding: true },
+        { paths: ["/nix/store/a", "/nix/store/a-doc"], pin: undefined, alreadyUploaded: false },
+        { paths: ["/nix/store/a-dev"], pin: undefined, alreadyUploaded: true },
       ],
     },
     {

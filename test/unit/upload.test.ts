@@ -1,14 +1,14 @@
 // The upload mode's decision table, the parsers and small pure pieces of upload-while-building, and
 // the post-build-hook script itself (run with sh, with a fake niks3-hook and nix-store).
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { uploadLimitSeconds } from "../../src/commands/upload.ts";
 import { isBackingOff, lastUploadError, mergeOutcomes } from "../../src/upload/finish.ts";
-import { builtPaths, giveUpOnDaemon, niks3HookServeArgs, pendingSends, sendErrors, shellWord, tokenScriptCommand, writeHookFiles } from "../../src/upload/hook.ts";
+import { builtPaths, hasBuilt, niks3HookServeArgs, pendingSends, sendErrors, shellWord, tokenScriptCommand, writeHookFiles } from "../../src/upload/hook.ts";
 import { describeMode, pickUploadMode, type UploadFacts, type UploadModeInput } from "../../src/upload/mode.ts";
 import { parseNixConfigJson } from "../../src/upload/probe.ts";
 import { envFileText } from "../../src/upload/state.ts";
@@ -136,8 +136,8 @@ describe("daemon mode pieces", () => {
 
 describe("the post-build-hook script", () => {
   /**
-   * fakeTools writes a niks3-hook that records its OUT_PATHS, argv and whether the socket existed,
-   * (blocked until a `release` file exists when asked), and a nix-store that prints outputs.
+   * fakeTools writes a niks3-hook that records its OUT_PATHS and argv (blocked until a `release`
+   * file exists when asked, printing an error when asked), and a nix-store that prints outputs.
    */
   function fakeTools(options: { hookExit?: number; blockUntilReleased?: boolean; sendError?: string } = {}) {
     const dir = mkdtempSync(join(tmpdir(), "niks3-hookscript-"));
@@ -149,8 +149,7 @@ describe("the post-build-hook script", () => {
       [
         "#!/bin/sh",
         options.blockUntilReleased ? `while [ ! -e ${release} ]; do sleep 0.01; done` : "",
-        `socket=no; [ -S "$3" ] && socket=yes`,
-        `echo "$OUT_PATHS|$*|socket=$socket" > ${record}`,
+        `echo "$OUT_PATHS|$*" > ${record}`,
         options.sendError ? `echo "${options.sendError}" >&2` : "",
         `exit ${options.hookExit ?? 0}`,
         "",
@@ -160,7 +159,7 @@ describe("the post-build-hook script", () => {
     const nixStore = join(dir, "nix-store");
     writeFileSync(nixStore, `#!/bin/sh\n[ "$1 $2" = "-q --outputs" ] && printf '/nix/store/aaa-out\\n/nix/store/bbb-dev\\n'\n`);
     chmodSync(nixStore, 0o755);
-    return { dir, record, release, niks3Hook, nixStore };
+    return { dir, record, release, niks3Hook, nixStore, socket: join(dir, "hook.sock") };
   }
   const runHook = (hook: string, env: Record<string, string>) => spawnSync(hook, [], { env: { ...env }, encoding: "utf8" });
   /** sent: what the fake niks3-hook recorded, once the hook's background send is done. */
@@ -168,79 +167,74 @@ describe("the post-build-hook script", () => {
     await expect.poll(() => pendingSends(tools.dir).length).toBe(0);
     return readFileSync(tools.record, "utf8").replace(/\s+/g, " ").trim();
   };
-  /** listen opens a unix socket at `path`, as niks3-hook serve does once it has started. */
-  const listen = (path: string) => new Promise<Server>((resolve) => { const server = createServer().listen(path, () => resolve(server)); });
+  const servers: Server[] = [];
+  afterEach(() => servers.splice(0).forEach((server) => server.close()));
+  /** listen opens the unix socket, as niks3-hook serve does once it has started. */
+  const listen = (path: string) =>
+    new Promise<void>((resolve) => {
+      servers.push(createServer().listen(path, () => resolve()));
+    });
 
   it("hands OUT_PATHS to niks3-hook send with the socket, with no PATH at all", async () => {
     const tools = fakeTools();
-    const socket = join(tools.dir, "x.sock");
-    const server = await listen(socket);
-    const hook = writeHookFiles(tools.dir, { niks3Hook: tools.niks3Hook, nixStore: tools.nixStore, socket });
+    await listen(tools.socket);
+    const hook = writeHookFiles(tools.dir, tools);
     const run = runHook(hook, { OUT_PATHS: "/nix/store/zzz-a /nix/store/yyy-b", DRV_PATH: "/nix/store/q.drv" });
     expect(run.status).toBe(0);
-    expect(await sent(tools)).toBe(`/nix/store/zzz-a /nix/store/yyy-b|send --socket ${socket}|socket=yes`);
+    expect(await sent(tools)).toBe(`/nix/store/zzz-a /nix/store/yyy-b|send --socket ${tools.socket}`);
     expect(builtPaths(tools.dir)).toEqual(["/nix/store/zzz-a", "/nix/store/yyy-b"]);
     expect(sendErrors(tools.dir)).toEqual([]);
-    server.close();
   });
 
   it("asks nix-store for the outputs when Nix (2.8) passes an empty OUT_PATHS", async () => {
     const tools = fakeTools();
-    const hook = writeHookFiles(tools.dir, { niks3Hook: tools.niks3Hook, nixStore: tools.nixStore, socket: "/run/x.sock" });
-    giveUpOnDaemon(tools.dir);
-    expect(runHook(hook, { OUT_PATHS: "", DRV_PATH: "/nix/store/q.drv" }).status).toBe(0);
-    expect(await sent(tools)).toBe("/nix/store/aaa-out /nix/store/bbb-dev|send --socket /run/x.sock|socket=no");
+    await listen(tools.socket);
+    expect(runHook(writeHookFiles(tools.dir, tools), { OUT_PATHS: "", DRV_PATH: "/nix/store/q.drv" }).status).toBe(0);
+    expect(await sent(tools)).toBe(`/nix/store/aaa-out /nix/store/bbb-dev|send --socket ${tools.socket}`);
     expect(builtPaths(tools.dir)).toEqual(["/nix/store/aaa-out", "/nix/store/bbb-dev"]);
   });
 
   it("returns before the send is done, so Nix goes on building; the send's marker stays until it is", async () => {
     const tools = fakeTools({ blockUntilReleased: true });
-    const hook = writeHookFiles(tools.dir, { niks3Hook: tools.niks3Hook, nixStore: tools.nixStore, socket: "/run/x.sock" });
-    giveUpOnDaemon(tools.dir);
-    expect(runHook(hook, { OUT_PATHS: "/nix/store/zzz-a" }).status).toBe(0);
+    await listen(tools.socket);
+    expect(runHook(writeHookFiles(tools.dir, tools), { OUT_PATHS: "/nix/store/zzz-a" }).status).toBe(0);
     expect(pendingSends(tools.dir)).toHaveLength(1);
     writeFileSync(tools.release, "");
-    expect(await sent(tools)).toBe("/nix/store/zzz-a|send --socket /run/x.sock|socket=no");
+    expect(await sent(tools)).toBe(`/nix/store/zzz-a|send --socket ${tools.socket}`);
   });
 
-  it("waits for niks3-hook's socket when niks3-hook is still starting", async () => {
+  it("while niks3-hook is not listening yet, only records the paths (the helper sends them later)", () => {
     const tools = fakeTools();
-    const socket = join(tools.dir, "late.sock");
-    const hook = writeHookFiles(tools.dir, { niks3Hook: tools.niks3Hook, nixStore: tools.nixStore, socket });
-    expect(runHook(hook, { OUT_PATHS: "/nix/store/zzz-a" }).status).toBe(0);
-    expect(pendingSends(tools.dir)).toHaveLength(1);
-    const server = await listen(socket);
-    expect(await sent(tools)).toBe(`/nix/store/zzz-a|send --socket ${socket}|socket=yes`);
-    server.close();
+    expect(runHook(writeHookFiles(tools.dir, tools), { OUT_PATHS: "/nix/store/zzz-a" }).status).toBe(0);
+    expect(hasBuilt(tools.dir)).toBe(true);
+    expect(builtPaths(tools.dir)).toEqual(["/nix/store/zzz-a"]);
+    expect(pendingSends(tools.dir)).toEqual([]);
+    expect(existsSync(tools.record)).toBe(false);
   });
 
   it("keeps what a failed send printed (niks3-hook send exits 0 even then)", async () => {
-    const tools = fakeTools({ sendError: "niks3-hook send: connecting to socket /run/x.sock: no such file" });
-    const hook = writeHookFiles(tools.dir, { niks3Hook: tools.niks3Hook, nixStore: tools.nixStore, socket: "/run/x.sock" });
-    giveUpOnDaemon(tools.dir);
-    expect(runHook(hook, { OUT_PATHS: "/nix/store/zzz-a" }).status).toBe(0);
+    const tools = fakeTools({ sendError: "niks3-hook send: connecting to socket: connection refused" });
+    await listen(tools.socket);
+    expect(runHook(writeHookFiles(tools.dir, tools), { OUT_PATHS: "/nix/store/zzz-a" }).status).toBe(0);
     await sent(tools);
-    expect(sendErrors(tools.dir)).toEqual(["niks3-hook send: connecting to socket /run/x.sock: no such file"]);
+    expect(sendErrors(tools.dir)).toEqual(["niks3-hook send: connecting to socket: connection refused"]);
   });
 
   it("never fails, so Nix keeps building: niks3-hook failing or missing still exits 0", async () => {
     const failing = fakeTools({ hookExit: 1 });
-    giveUpOnDaemon(failing.dir);
-    expect(runHook(writeHookFiles(failing.dir, { ...failing, socket: "/s" }), { OUT_PATHS: "/nix/store/zzz-a" }).status).toBe(0);
+    await listen(failing.socket);
+    expect(runHook(writeHookFiles(failing.dir, failing), { OUT_PATHS: "/nix/store/zzz-a" }).status).toBe(0);
     const missing = fakeTools();
-    giveUpOnDaemon(missing.dir);
-    expect(runHook(writeHookFiles(missing.dir, { niks3Hook: join(missing.dir, "gone"), nixStore: "", socket: "/s" }), { OUT_PATHS: "/nix/store/zzz-a" }).status).toBe(0);
+    await listen(missing.socket);
+    expect(runHook(writeHookFiles(missing.dir, { ...missing, niks3Hook: join(missing.dir, "gone"), nixStore: "" }), { OUT_PATHS: "/nix/store/zzz-a" }).status).toBe(0);
     await expect.poll(() => pendingSends(missing.dir).length).toBe(0);
     expect(sendErrors(missing.dir).join("\n")).toContain("gone");
   });
 
-  it("records store paths whose names hold glob characters as they are", async () => {
+  it("records store paths whose names hold glob characters as they are", () => {
     const tools = fakeTools();
-    const hook = writeHookFiles(tools.dir, { niks3Hook: tools.niks3Hook, nixStore: tools.nixStore, socket: "/s" });
-    giveUpOnDaemon(tools.dir);
     writeFileSync(join(tools.dir, "zzz-a"), "");
-    expect(runHook(hook, { OUT_PATHS: `${tools.dir}/zzz-? ${tools.dir}/*` }).status).toBe(0);
-    await sent(tools);
+    expect(runHook(writeHookFiles(tools.dir, tools), { OUT_PATHS: `${tools.dir}/zzz-? ${tools.dir}/*` }).status).toBe(0);
     expect(builtPaths(tools.dir)).toEqual([`${tools.dir}/zzz-?`, `${tools.dir}/*`]);
   });
 });
