@@ -29,7 +29,7 @@ async function onCancel(signal: NodeJS.Signals): Promise<void> {
   log.warn(`received ${signal}: stopping Nix and niks3 and removing the token file`);
   removeTokenFiles();
   process.exitCode = signal === "SIGINT" ? 130 : 143;
-  await terminateChildren(10_000);
+  await terminateChildren(3_000);
   process.exit(signal === "SIGINT" ? 130 : 143);
 }
 process.on("SIGTERM", (signal) => void onCancel(signal));

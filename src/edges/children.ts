@@ -4,6 +4,8 @@
 interface TrackedChild {
   stop: () => void;
   exited: Promise<unknown> | undefined;
+  /** Ends it for good when it has not ended within the grace (SIGKILL). */
+  kill: (() => void) | undefined;
 }
 
 const running = new Set<TrackedChild>();
@@ -15,15 +17,17 @@ export function isCancelled(): boolean {
 }
 
 /** trackChild registers how to stop a child and when it has ended; call the returned function once it has. */
-export function trackChild(stop: () => void, exited?: Promise<unknown>): () => void {
-  const entry = { stop, exited };
+export function trackChild(stop: () => void, exited?: Promise<unknown>, kill?: () => void): () => void {
+  const entry = { stop, exited, kill };
   running.add(entry);
   return () => running.delete(entry);
 }
 
 /**
  * terminateChildren sends SIGTERM to every running child (the job itself was cancelled) and waits
- * until they have ended, at most `graceMs`: GitLab kills the whole job soon after its own SIGTERM.
+ * until they have ended, at most `graceMs` (GitLab kills the whole job soon after its own SIGTERM);
+ * then kills those that can be killed and have not ended (niks3-hook drains its queue on SIGTERM,
+ * which never ends while the server hangs).
  */
 export async function terminateChildren(graceMs = 0): Promise<void> {
   cancelled = true;
@@ -37,4 +41,5 @@ export async function terminateChildren(graceMs = 0): Promise<void> {
   });
   await Promise.race([Promise.all(exits), grace]);
   clearTimeout(timer);
+  for (const child of children) if (running.has(child)) child.kill?.();
 }

@@ -120,7 +120,7 @@ export async function startBackground(command: string, args: readonly string[], 
   if (options.detached) {
     child.unref();
   } else {
-    const untrack = trackChild(() => signalGroup("SIGTERM"), exited);
+    const untrack = trackChild(() => signalGroup("SIGTERM"), exited, () => signalGroup("SIGKILL"));
     void exited.then(untrack);
   }
   return { pid: child.pid ?? -1, exited, signalGroup };

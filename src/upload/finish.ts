@@ -26,8 +26,10 @@ export interface UploadOutcome {
   error: string | undefined;
   runs: PushRun[];
   /**
-   * Paths built in this job whose closures are now certainly in the cache (niks3 pushes a path's
-   * closure): the final push can skip them. Empty when anything may be missing.
+   * Paths built in this job that a push completed as its own closure (niks3 records a closure per
+   * path it is given, and a pin needs that record): the final push can skip them. Empty when
+   * anything may be missing, and after niks3-hook, whose batches may fold a path into the closure
+   * of another one.
    */
   uploadedClosures: string[];
 }
@@ -195,9 +197,7 @@ async function finishHookUpload(session: UploadSession, job: UploadJob, options:
   let lost: string | undefined;
   if (errors.length > 0) lost = `${errors[0]}${errors.length > 1 ? ` (and ${plural(errors.length - 1, "more error")})` : ""}`;
   else if (unfinished > 0) lost = `${plural(unfinished, "send")} of the post-build-hook never finished`;
-  // Drained with nothing left in the queue: every path the hook recorded went up with its closure.
-  const drainedAll = drained !== undefined && drained.ok && drained.leftover === 0;
-  if (drained && lost === undefined) return { ...drained, uploadedClosures: drainedAll ? builtPaths(stateDir) : [] };
+  if (drained && lost === undefined) return drained;
   const built = await validPaths(builtPaths(stateDir), job.childEnv);
   if (drained) options.log.warn(`niks3-hook did not get every path Nix built (${lost}); pushing the ${plural(built.length, "path")} now`);
   else if (session.state.daemonFailure !== undefined) options.log.info(`pushing the ${plural(built.length, "path")} Nix built`);
@@ -213,7 +213,7 @@ async function finishHookUpload(session: UploadSession, job: UploadJob, options:
     leftover: drained?.leftover,
     error: pushed?.error ?? drained?.error,
     runs: pushed?.runs ?? [],
-    uploadedClosures: (pushed?.ok ?? true) && (drained === undefined || drainedAll) ? built : [],
+    uploadedClosures: pushed?.ok ? built : [],
   };
 }
 

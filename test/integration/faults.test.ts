@@ -12,6 +12,7 @@ import { makeFixtureFlake, nixEnv } from "../helpers/nix.ts";
 import { BUNDLE } from "../helpers/repo.ts";
 import { lines } from "../helpers/run-helper.ts";
 import { useNiks3TestBed } from "../helpers/test-bed.ts";
+import { makeUploadFlake } from "../helpers/upload.ts";
 
 const bed = useNiks3TestBed();
 const { token } = bed;
@@ -202,6 +203,25 @@ describe("cancellation (GitLab sends SIGTERM)", () => {
     for (const mode of tokenFileModes) expect(mode).toBe(0o600);
     expect(run.exitCode).toBe(143);
     // niks3 ended with the job instead of hanging on (its arguments name the job's temp dir).
+    expect(await processesMatching(tmp)).toEqual([]);
+    expectNoLeak(run);
+  });
+
+  it("while niks3-hook uploads during the build: it is killed when its drain hangs, the token file is removed, exit 143", async () => {
+    bed.server.faults.push = { hang: true };
+    const tmp = mkdtempSync(join(tmpdir(), "niks3-faults-tmp-"));
+    let job: { kill(signal: NodeJS.Signals): void } | undefined;
+    const earlier = bed.server.requests.length;
+    // Two 1 s steps: the helper starts niks3-hook during the build, and its first upload hangs.
+    const flakeDir = makeUploadFlake({ slowCount: 2, slowSeconds: 1 }).dir;
+    const running = runJob(PIPELINES.defaultBranch, { tmp, flakeDir, env: { NIKS3_INSTALLABLES: ".#slow" }, onLine: (_line, child) => (job = child) });
+    const hanging = () => bed.server.requests.slice(earlier).some((request) => request.status === 0 && request.path === "/api/pending_closures");
+    await expect.poll(hanging, { timeout: 60_000 }).toBe(true);
+    job?.kill("SIGTERM");
+    const run = await running;
+    expect(run.exitCode, run.all).toBe(143);
+    expect(run.all).toContain("niks3-hook serve starting");
+    // niks3-hook drains on SIGTERM, which never ends here: it was killed with everything it started.
     expect(await processesMatching(tmp)).toEqual([]);
     expectNoLeak(run);
   });

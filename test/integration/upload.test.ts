@@ -93,6 +93,21 @@ describe("niks3-gitlab ci: upload while building", () => {
   const slowFlake = () => makeUploadFlake({ slowCount: 2, slowSeconds: 1 });
   const slowClosure = (flakeDir: string) => closureOf([outPath(flakeDir, "slow")], nixEnv(bed.confDir));
 
+  it("a build that runs long enough for niks3-hook: uploads while building, then pins the output with its own push", async () => {
+    const flake = slowFlake();
+    const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#slow" }));
+    expect(job.run.exitCode, job.run.all).toBe(0);
+    expect(job.run.all).toContain("niks3-hook serve starting");
+    expect(job.run.all).toContain("uploaded while building: 2 paths, nothing left in the queue");
+    expect(added).toEqual(slowClosure(flake.dir));
+    // niks3-hook may fold a path into the closure of another one; a pin needs the path's own closure,
+    // so the pinned output gets a push of its own (which finds everything cached).
+    expect(job.doubleCalls.map((call) => call.argv.filter((arg) => arg === "--pin" || arg.startsWith("/nix/store/")))).toEqual([
+      ["--pin", outPath(flake.dir, "slow")],
+    ]);
+    expect(bed.server.pins.get("acme-widgets-main")).toBe(outPath(flake.dir, "slow"));
+  });
+
   it("when niks3-hook does not start: says why once, and pushes what Nix built after the build", async () => {
     const flake = slowFlake();
     const binDir = binWithHook(`[ "$1" = serve ] && { echo 'level=ERROR msg="Fatal error" error="opening queue: unable to open database file"' >&2; exit 1; }`);
