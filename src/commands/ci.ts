@@ -7,7 +7,7 @@ import type { RawSettings } from "../settings.ts";
 import type { CommandContext } from "../job/context.ts";
 import { finishJob, startMeasuringClosures } from "../job/finish.ts";
 import { prepareJob } from "../job/prepare.ts";
-import { pushInSection, pushItems } from "../job/push.ts";
+import { outsideClosures, pushInSection, pushItems } from "../job/push.ts";
 import { beginJobUpload, endJobUpload } from "../job/upload.ts";
 import { abortUpload, mergeOutcomes } from "../upload/session.ts";
 
@@ -28,6 +28,8 @@ export async function runCi(flags: RawSettings, context: CommandContext): Promis
   // The summary's closure sizes are read while the upload finishes.
   const measuring = startMeasuringClosures(job, results);
   const streamed = await endJobUpload(job, upload, context);
-  const push = await pushInSection(job, pushItems(job.plan, results, streamed?.uploadedClosures), context);
+  // What Nix built and nothing uploaded yet goes along, unless an output's closure carries it.
+  const extra = outsideClosures(streamed?.deferred ?? [], (await measuring).paths);
+  const push = await pushInSection(job, pushItems(job.plan, results, extra), context);
   return finishJob(job, results, mergeOutcomes(streamed, push), context.log, measuring);
 }

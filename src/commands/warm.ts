@@ -3,9 +3,9 @@
 // --keep-going, push what built (also when some outputs failed), pin every output on the default
 // branch and on tags, optionally prune pins of outputs that are gone, and report which failed.
 
-import { finishJob } from "../job/finish.ts";
+import { finishJob, startMeasuringClosures } from "../job/finish.ts";
 import { childEnvOf, prepareJob, type PreparedJob } from "../job/prepare.ts";
-import { pushInSection, pushItems } from "../job/push.ts";
+import { outsideClosures, pushInSection, pushItems } from "../job/push.ts";
 import { beginJobUpload, endJobUpload } from "../job/upload.ts";
 import type { CommandContext } from "../job/context.ts";
 import type { Logger } from "../log.ts";
@@ -118,10 +118,13 @@ export async function runWarm(flags: RawSettings, context: CommandContext): Prom
   const streamed = await endJobUpload(job, upload, context);
   const results = warmResults(selected, built);
 
-  const pushed = mergeOutcomes(streamed, await pushInSection(job, pushItems(job.plan, results, streamed?.uploadedClosures), context));
+  // As in ci: what Nix built and nothing uploaded yet goes along, unless an output's closure carries it.
+  const measuring = startMeasuringClosures(job, results);
+  const extra = outsideClosures(streamed?.deferred ?? [], (await measuring).paths);
+  const pushed = mergeOutcomes(streamed, await pushInSection(job, pushItems(job.plan, results, extra), context));
   const push = withPrune(pushed, await prune(job, found, pushed, context));
 
-  const code = await finishJob(job, results, push, context.log);
+  const code = await finishJob(job, results, push, context.log, measuring);
   reportFailures(selected, results, context.log);
   return code;
 }

@@ -4,7 +4,7 @@ import { describeGitlabError, noteMarker, planMrNote, postMrNote, renderMrNote }
 import type { Logger } from "../log.ts";
 import type { PushOutcome } from "../niks3/push.ts";
 import type { InstallableResult } from "../nix/build.ts";
-import { measureClosureSizes } from "../nix/closure-size.ts";
+import { measureClosures, type Closures } from "../nix/closure-size.ts";
 import { exitCodeFor, printResults, type JobSummary } from "../report/summary.ts";
 import { writeReports } from "../report/write.ts";
 import type { PreparedJob } from "./prepare.ts";
@@ -46,15 +46,7 @@ export function summarize(
       cached: push?.cached ?? 0,
       pinned: push?.pinned ?? [],
       error: push?.error,
-      runs:
-        push?.runs?.map((run) => ({
-          paths: run.paths,
-          pin: run.pin,
-          uploaded: run.uploaded,
-          cached: run.cached,
-          ok: run.ok,
-          ...(run.alreadyUploaded ? { already_uploaded: true } : {}),
-        })) ?? [],
+      runs: push?.runs?.map((run) => ({ paths: run.paths, pin: run.pin, uploaded: run.uploaded, cached: run.cached, ok: run.ok })) ?? [],
     },
     notices: job.plan.notices,
     installables: results.map((result, index) => ({
@@ -87,9 +79,9 @@ async function postNote(job: PreparedJob, summary: JobSummary, log: Logger): Pro
   }
 }
 
-/** startMeasuringClosures asks Nix for the closure sizes (one nix call); start it as soon as the build is done. */
-export function startMeasuringClosures(job: PreparedJob, results: readonly InstallableResult[]): Promise<(number | undefined)[]> {
-  return measureClosureSizes(
+/** startMeasuringClosures asks Nix for the outputs' closures (one nix call); start it as soon as the build is done. */
+export function startMeasuringClosures(job: PreparedJob, results: readonly InstallableResult[]): Promise<Closures> {
+  return measureClosures(
     results.map((result) => (result.ok ? Object.values(result.outputs) : [])),
     { env: job.childEnv },
   );
@@ -104,9 +96,9 @@ export async function finishJob(
   results: readonly InstallableResult[],
   push: PushOutcome | undefined,
   log: Logger,
-  measuring: Promise<(number | undefined)[]> = startMeasuringClosures(job, results),
+  measuring: Promise<Closures> = startMeasuringClosures(job, results),
 ): Promise<number> {
-  const closureSizes = await measuring;
+  const closureSizes = (await measuring).sizes;
   const summary = summarize(job, results, push, { closureSizes, durations: job.sections.durations() });
   printResults(log, summary);
   writeReports(job.settings.reportDir, summary, log);

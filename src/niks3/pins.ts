@@ -1,7 +1,6 @@
-// Creating, listing and deleting pins with the niks3 CLI (`niks3 pins create|list|delete`, niks3 ≥
-// 1.7.0): argv builders and the list parser (pure), plus thin runners. As with push, the token
-// reaches niks3 as --auth-token-path to a 0600 file. The subcommand is argv[1..2] and flags follow
-// it (Go flag rules).
+// Listing and deleting pins with the niks3 CLI (`niks3 pins list|delete`, niks3 ≥ 1.7.0): argv
+// builders and the list parser (pure), plus thin runners. As with push, the token reaches niks3 as
+// --auth-token-path to a 0600 file. The subcommand is argv[1..2] and flags follow it (Go flag rules).
 
 import type { Logger } from "../log.ts";
 import { runProcess } from "../edges/proc.ts";
@@ -13,9 +12,6 @@ export interface PinsCallInput {
   debug?: boolean;
 }
 
-export function niks3PinsCreateArgs(input: PinsCallInput & { name: string; storePath: string }): string[] {
-  return ["pins", "create", ...niks3CommonArgs(input), input.name, input.storePath];
-}
 
 export function niks3PinsListArgs(input: PinsCallInput): string[] {
   return ["pins", "list", ...niks3CommonArgs(input), "--json"];
@@ -68,18 +64,12 @@ export async function listPins(options: PinsRunOptions): Promise<PinsResult<PinI
   }
 }
 
-/** runLogged runs a pins subcommand whose one log line goes to the job log. */
-async function runLogged(args: string[], options: PinsRunOptions): Promise<PinsResult<undefined>> {
-  const result = await runProcess(options.niks3, args, { cwd: options.cwd, env: options.env, onStderrLine: (line) => options.log.raw(`${line}\n`) });
+/** deletePin deletes one pin; niks3's log line goes to the job log. */
+export async function deletePin(name: string, options: PinsRunOptions): Promise<PinsResult<undefined>> {
+  const result = await runProcess(options.niks3, niks3PinsDeleteArgs({ ...options, name }), {
+    cwd: options.cwd,
+    env: options.env,
+    onStderrLine: (line) => options.log.raw(`${line}\n`),
+  });
   return result.exitCode === 0 ? { ok: true, value: undefined } : failure(result.stderr, result.exitCode);
-}
-
-/** createPin points a pin at a store path whose closure is already in the cache (the server refuses one that is not). */
-export function createPin(name: string, storePath: string, options: PinsRunOptions): Promise<PinsResult<undefined>> {
-  return runLogged(niks3PinsCreateArgs({ ...options, name, storePath }), options);
-}
-
-/** deletePin deletes one pin. */
-export function deletePin(name: string, options: PinsRunOptions): Promise<PinsResult<undefined>> {
-  return runLogged(niks3PinsDeleteArgs({ ...options, name }), options);
 }

@@ -73,8 +73,6 @@ export function pushFailureHint(error: string): string | undefined {
 export interface PushItem {
   paths: string[];
   pin: string | undefined;
-  /** The upload step already put these paths' closures in the cache: only the pin is left to set. */
-  alreadyUploaded?: boolean;
 }
 
 /** PushRun: what one `niks3 push` did, from its "Uploading N paths … (M already cached)" line. */
@@ -84,8 +82,6 @@ export interface PushRun {
   uploaded: number;
   cached: number;
   ok: boolean;
-  /** Already uploaded by the upload step: no `niks3 push` ran (at most `niks3 pins create`). */
-  alreadyUploaded?: boolean;
 }
 
 export interface PushOutcome {

@@ -43,19 +43,25 @@ export function closureSizes(infos: readonly PathInfo[], groups: readonly (reado
   });
 }
 
-/** measureClosureSizes asks Nix once; any failure means "sizes unknown", never a failed job. */
-export async function measureClosureSizes(
-  groups: readonly (readonly string[])[],
-  options: { env: NodeJS.ProcessEnv; cwd?: string },
-): Promise<(number | undefined)[]> {
+export interface Closures {
+  /** The size of each group's closure, undefined when unknown. */
+  sizes: (number | undefined)[];
+  /** Every path in the groups' closures; undefined when Nix could not say. */
+  paths: ReadonlySet<string> | undefined;
+}
+
+/** measureClosures asks Nix once; any failure means "unknown", never a failed job. */
+export async function measureClosures(groups: readonly (readonly string[])[], options: { env: NodeJS.ProcessEnv; cwd?: string }): Promise<Closures> {
+  const unknown = { sizes: groups.map(() => undefined), paths: undefined };
   const all = [...new Set(groups.flat())];
-  if (all.length === 0) return groups.map(() => undefined);
+  if (all.length === 0) return { ...unknown, paths: new Set() };
   const result = await runProcess("nix", nixPathInfoRecursiveArgs(all), { env: options.env, ...(options.cwd ? { cwd: options.cwd } : {}) });
-  if (result.exitCode !== 0) return groups.map(() => undefined);
+  if (result.exitCode !== 0) return unknown;
   try {
-    return closureSizes(parsePathInfoJson(result.stdout), groups);
+    const infos = parsePathInfoJson(result.stdout);
+    return { sizes: closureSizes(infos, groups), paths: new Set(infos.filter((info) => info.valid).map((info) => info.path)) };
   } catch {
-    return groups.map(() => undefined);
+    return unknown;
   }
 }
 

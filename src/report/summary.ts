@@ -20,17 +20,13 @@ export interface InstallableSummary {
   error: string | undefined;
 }
 
-/**
- * One `niks3 push`: the store paths it was given, its pin, and niks3's own count of new and cached
- * paths; or paths the upload step had already put in the cache (already_uploaded: only the pin was set).
- */
+/** One `niks3 push`: the store paths it was given, its pin, and niks3's own count of new and cached paths. */
 export interface PushRunSummary {
   paths: string[];
   pin?: string | undefined;
   uploaded: number;
   cached: number;
   ok: boolean;
-  already_uploaded?: boolean;
 }
 
 /** Where the job ran, from GitLab's predefined variables (each omitted outside GitLab). */
@@ -156,8 +152,7 @@ export function printResults(log: Logger, summary: JobSummary): void {
       for (const run of runs) {
         const what = pushRunLabel(run, summary.installables);
         const pin = run.pin ? ` (pin ${run.pin})` : "";
-        const counts = run.already_uploaded ? "already uploaded" : `${run.uploaded} new, ${run.cached} already cached`;
-        log.info(`  ${what}${pin}: ${run.ok ? "" : "failed, "}${counts}`);
+        log.info(`  ${what}${pin}: ${run.ok ? "" : "failed, "}${run.uploaded} new, ${run.cached} already cached`);
       }
     }
   } else {

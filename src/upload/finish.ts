@@ -26,12 +26,10 @@ export interface UploadOutcome {
   error: string | undefined;
   runs: PushRun[];
   /**
-   * Paths built in this job that a push completed as its own closure (niks3 records a closure per
-   * path it is given, and a pin needs that record): the final push can skip them. Empty when
-   * anything may be missing, and after niks3-hook, whose batches may fold a path into the closure
-   * of another one.
+   * Paths Nix built that nothing has uploaded yet, for the final push to take along: the build was
+   * over before niks3-hook was needed, and one push is cheaper than niks3-hook's batches.
    */
-  uploadedClosures: string[];
+  deferred: string[];
 }
 
 export interface EndOptions {
@@ -122,7 +120,7 @@ async function drainDaemon(session: UploadSession, daemon: DaemonState, job: Upl
   }
   if (error) options.log.warn(error);
   else options.log.info(`uploaded while building: ${plural(parsed.uploaded, "path")}${leftover === 0 ? ", nothing left in the queue" : ""}`);
-  return { mode: "daemon", ok: error === undefined, uploaded: parsed.uploaded, cached: 0, leftover, error, runs: [], uploadedClosures: [] };
+  return { mode: "daemon", ok: error === undefined, uploaded: parsed.uploaded, cached: 0, leftover, error, runs: [], deferred: [] };
 }
 
 /** pushNow pushes `paths` (their closures) with niks3, in chunks, within the time limit. */
@@ -150,7 +148,7 @@ async function pushNow(paths: readonly string[], job: UploadJob, options: EndOpt
 }
 
 async function pushStoreDiff(session: UploadSession, job: UploadJob, options: EndOptions): Promise<UploadOutcome> {
-  const none = { mode: "store-diff" as const, uploaded: 0, cached: 0, leftover: undefined, runs: [], uploadedClosures: [] };
+  const none = { mode: "store-diff" as const, uploaded: 0, cached: 0, leftover: undefined, runs: [], deferred: [] };
   const storeDir = storeDirOf(job.childEnv);
   if (session.state.listing === undefined) return { ...none, ok: false, error: "no store listing from before the build" };
   const fresh = newEntries(storeDir, await loadListing(session.state.listing), await listStore(storeDir));
@@ -160,8 +158,7 @@ async function pushStoreDiff(session: UploadSession, job: UploadJob, options: En
   if (valid.length === 0) return { ...none, ok: true, error: undefined };
   const outcome = await pushNow(valid, job, options);
   if (outcome.error) options.log.warn(`the store diff push failed: ${outcome.error}`);
-  const uploadedClosures = outcome.ok ? valid : [];
-  return { ...none, ok: outcome.ok, uploaded: outcome.uploaded, cached: outcome.cached, error: outcome.error, runs: outcome.runs ?? [], uploadedClosures };
+  return { ...none, ok: outcome.ok, uploaded: outcome.uploaded, cached: outcome.cached, error: outcome.error, runs: outcome.runs ?? [] };
 }
 
 /** How long the hook's sends may run after the build: their wait for the socket (10 s) and send's own timeout (5 s). */
@@ -199,10 +196,15 @@ async function finishHookUpload(session: UploadSession, job: UploadJob, options:
   else if (unfinished > 0) lost = `${plural(unfinished, "send")} of the post-build-hook never finished`;
   if (drained && lost === undefined) return drained;
   const built = await validPaths(builtPaths(stateDir), job.childEnv);
+  if (!drained && session.state.daemonFailure === undefined) {
+    // niks3-hook was never started: the final push takes what Nix built along.
+    const idle = { mode: "daemon" as const, ok: true, uploaded: 0, cached: 0, leftover: undefined, error: undefined, runs: [] };
+    if (built.length === 0) options.log.info("Nix built nothing in this job: nothing to upload while building");
+    else options.log.info(`the build was over within ${formatSeconds(DAEMON_START_DELAY_MS / 1000)} of its first step: what Nix built goes up with the push that follows`);
+    return { ...idle, deferred: built };
+  }
   if (drained) options.log.warn(`niks3-hook did not get every path Nix built (${lost}); pushing the ${plural(built.length, "path")} now`);
-  else if (session.state.daemonFailure !== undefined) options.log.info(`pushing the ${plural(built.length, "path")} Nix built`);
-  else if (built.length === 0) options.log.info("Nix built nothing in this job: nothing to upload while building");
-  else options.log.info(`the build was over within ${formatSeconds(DAEMON_START_DELAY_MS / 1000)} of its first step: pushing the ${plural(built.length, "path")} Nix built in one go`);
+  else options.log.info(`pushing the ${plural(built.length, "path")} Nix built`);
   const pushed = built.length > 0 ? await pushNow(built, job, options) : undefined;
   if (pushed?.error) options.log.warn(`the push of what Nix built failed: ${pushed.error}`);
   return {
@@ -213,7 +215,7 @@ async function finishHookUpload(session: UploadSession, job: UploadJob, options:
     leftover: drained?.leftover,
     error: pushed?.error ?? drained?.error,
     runs: pushed?.runs ?? [],
-    uploadedClosures: pushed?.ok ? built : [],
+    deferred: [],
   };
 }
 

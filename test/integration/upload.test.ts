@@ -56,6 +56,16 @@ describe("niks3-gitlab ci: upload while building", () => {
     daemonNames = names(added);
   });
 
+  it("a quick build whose third derivation fails: the first two go up in one push when it ends, no niks3-hook", async () => {
+    const flake = makeUploadFlake();
+    const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#thirdFast" }));
+    expect(job.run.exitCode, job.run.all).toBe(1);
+    expect(job.run.all).toContain("third fails on purpose, at once");
+    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
+    expect(job.run.all).not.toContain("niks3-hook serve starting");
+    expect(storePathCounts(job.doubleCalls)).toEqual([2]);
+  });
+
   it("where the store allows no hook (upload_mode: store-diff): says so once, pushes the same set plus the flake's source", async () => {
     const flake = makeUploadFlake();
     const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#third", NIKS3_UPLOAD_MODE: "store-diff" }));
@@ -117,9 +127,9 @@ describe("niks3-gitlab ci: upload while building", () => {
       "niks3: warning: niks3-hook did not start (niks3-hook serve exited: opening queue: unable to open database file); what Nix builds is pushed after the build instead",
     ]);
     expect(added).toEqual(slowClosure(flake.dir));
-    // One push of the two paths the hook recorded, then the pin of the closure now cached.
+    // One push of the two paths the hook recorded, then the pinned push of the output.
     expect(storePathCounts(job.doubleCalls)).toEqual([2, 1]);
-    expect(job.doubleCalls.map((call) => call.argv[0])).toEqual(["push", "pins"]);
+    expect(job.doubleCalls.map((call) => call.argv.includes("--pin"))).toEqual([false, true]);
     expect(job.run.all).not.toContain(token);
   });
 

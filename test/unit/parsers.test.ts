@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parsePathInfoJson } from "../../src/nix/path-info.ts";
 import { logTail, nixBuildArgs, parseBuildJson } from "../../src/nix/build.ts";
 import { niks3PushArgs, parseNiks3Log, pushFailureHint } from "../../src/niks3/push.ts";
-import { niks3PinsCreateArgs, niks3PinsDeleteArgs, niks3PinsListArgs } from "../../src/niks3/pins.ts";
+import { niks3PinsDeleteArgs, niks3PinsListArgs } from "../../src/niks3/pins.ts";
 import { niks3HookServeArgs } from "../../src/upload/hook.ts";
 import { resolveSettings } from "../../src/settings.ts";
 import { nixConfText, userConfFiles } from "../../src/nix/config.ts";
@@ -90,7 +90,6 @@ describe("niks3 --debug", () => {
   const base = { serverUrl: "https://n", tokenPath: "/t/token" };
   const calls = {
     push: (on: boolean) => niks3PushArgs({ ...base, paths: ["/nix/store/a"], debug: on }),
-    "pins create": (on: boolean) => niks3PinsCreateArgs({ ...base, name: "p", storePath: "/nix/store/a", debug: on }),
     "pins list": (on: boolean) => niks3PinsListArgs({ ...base, debug: on }),
     "pins delete": (on: boolean) => niks3PinsDeleteArgs({ ...base, name: "p", debug: on }),
     "niks3-hook serve": (on: boolean) =>
@@ -102,13 +101,5 @@ describe("niks3 --debug", () => {
   it.each(Object.entries(calls))("%s passes it only when asked", (_name, args) => {
     expect(args(debug)).not.toContain("--debug");
     expect(args(true)).toContain("--debug");
-  });
-});
-
-describe("niks3 pins create", () => {
-  it("puts the subcommand first, flags next, then the name and the store path (Go flag rules)", () => {
-    expect(niks3PinsCreateArgs({ serverUrl: "https://n", tokenPath: "/t/token", name: "acme-main", storePath: "/nix/store/a-app" })).toEqual([
-      "pins", "create", "--server-url", "https://n", "--auth-token-path", "/t/token", "acme-main", "/nix/store/a-app",
-    ]);
   });
 });

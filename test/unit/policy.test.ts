@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readCiContext } from "../../src/ci-context.ts";
 import { classifyPipeline, installableLabel, planJob, sanitizePinName, type PlanInput } from "../../src/policy.ts";
-import { pushItems } from "../../src/job/push.ts";
+import { outsideClosures, pushItems } from "../../src/job/push.ts";
 import { PIPELINES } from "../helpers/ci-env.ts";
 
 const input = (overrides: Partial<PlanInput> = {}): PlanInput => ({
@@ -75,42 +75,40 @@ describe("pin names", () => {
   });
 });
 
-describe("pushItems: what the final push still has to do", () => {
+describe("pushItems: what the final push carries", () => {
   const plan = (installables: string[], pin = "auto") =>
     planJob(input({ installables, pin }), readCiContext(PIPELINES.defaultBranch, "/project"));
   const built = (installable: string, outputs: Record<string, string>) => ({ installable, ok: true, outputs });
   const rows = [
     {
-      name: "nothing uploaded while building: one pinned push per installable",
+      name: "one pinned push per installable on the default branch",
       items: pushItems(plan([".#a", ".#b"]), [built(".#a", { out: "/nix/store/a" }), built(".#b", { out: "/nix/store/b" })]),
       expected: [
-        { paths: ["/nix/store/a"], pin: "acme-widgets-main-a", alreadyUploaded: false },
-        { paths: ["/nix/store/b"], pin: "acme-widgets-main-b", alreadyUploaded: false },
+        { paths: ["/nix/store/a"], pin: "acme-widgets-main-a" },
+        { paths: ["/nix/store/b"], pin: "acme-widgets-main-b" },
       ],
     },
     {
-      name: "an output niks3-hook uploaded with its closure: only its pin is left",
-      items: pushItems(plan([".#a", ".#b"]), [built(".#a", { out: "/nix/store/a" }), built(".#b", { out: "/nix/store/b" })], ["/nix/store/a"]),
+      name: "a pinned installable's other outputs and built paths not pushed yet go in one unpinned push",
+      items: pushItems(plan([".#a"]), [built(".#a", { out: "/nix/store/a", dev: "/nix/store/a-dev" })], ["/nix/store/tool", "/nix/store/a-dev"]),
       expected: [
-        { paths: ["/nix/store/a"], pin: "acme-widgets-main-a", alreadyUploaded: true },
-        { paths: ["/nix/store/b"], pin: "acme-widgets-main-b", alreadyUploaded: false },
+        { paths: ["/nix/store/a-dev", "/nix/store/tool"], pin: undefined },
+        { paths: ["/nix/store/a"], pin: "acme-widgets-main" },
       ],
     },
     {
-      name: "unpinned outputs split into what still needs a push and what was uploaded",
-      items: pushItems(plan([".#a"], "never"), [built(".#a", { out: "/nix/store/a", dev: "/nix/store/a-dev", doc: "/nix/store/a-doc" })], ["/nix/store/a-dev"]),
-      expected: [
-        { paths: ["/nix/store/a", "/nix/store/a-doc"], pin: undefined, alreadyUploaded: false },
-        { paths: ["/nix/store/a-dev"], pin: undefined, alreadyUploaded: true },
-      ],
-    },
-    {
-      name: "a failed installable is not pushed",
-      items: pushItems(plan([".#a"]), [{ installable: ".#a", ok: false, outputs: {} }], ["/nix/store/a"]),
-      expected: [],
+      name: "a failed installable is not pushed, what was built for it still is",
+      items: pushItems(plan([".#a"]), [{ installable: ".#a", ok: false, outputs: {} }], ["/nix/store/dep"]),
+      expected: [{ paths: ["/nix/store/dep"], pin: undefined }],
     },
   ];
   it.each(rows)("$name", ({ items, expected }) => {
     expect(items).toEqual(expected);
+  });
+
+  it("leaves out built paths that an output's closure carries anyway, keeps all when the closures are unknown", () => {
+    const built = ["/nix/store/dep", "/nix/store/tool", "/nix/store/app"];
+    expect(outsideClosures(built, new Set(["/nix/store/dep", "/nix/store/app"]))).toEqual(["/nix/store/tool"]);
+    expect(outsideClosures(built, undefined)).toEqual(built);
   });
 });

@@ -125,11 +125,11 @@ describe("daemon mode pieces", () => {
 
   it("counts what the daemon uploaded once: the later push of the outputs finds them cached", () => {
     const merged = mergeOutcomes(
-      { mode: "daemon", ok: true, uploaded: 3, cached: 0, leftover: 0, error: undefined, runs: [], uploadedClosures: [] },
+      { mode: "daemon", ok: true, uploaded: 3, cached: 0, leftover: 0, error: undefined, runs: [], deferred: [] },
       { ok: true, uploaded: 0, cached: 3, pinned: ["p"], error: undefined },
     );
     expect(merged).toMatchObject({ ok: true, uploaded: 3, cached: 0, pinned: ["p"] });
-    const failed = mergeOutcomes({ mode: "daemon", ok: false, uploaded: 1, cached: 0, leftover: 2, error: "2 built paths could not be uploaded", runs: [], uploadedClosures: [] }, undefined);
+    const failed = mergeOutcomes({ mode: "daemon", ok: false, uploaded: 1, cached: 0, leftover: 2, error: "2 built paths could not be uploaded", runs: [], deferred: [] }, undefined);
     expect(failed).toMatchObject({ ok: false, error: "2 built paths could not be uploaded" });
   });
 });
