@@ -51,7 +51,8 @@ export async function pushResults(job: PreparedJob, items: readonly PushItem[], 
   const tokenFile = writeTokenFile(job.settings.token);
   let outcome: PushOutcome;
   try {
-    log.info(`pushing ${items.reduce((n, item) => n + item.paths.length, 0)} store paths with ${job.install.niks3}`);
+    const count = items.reduce((n, item) => n + item.paths.length, 0);
+    log.info(`pushing ${count} store path${count === 1 ? "" : "s"} with ${job.install.niks3}`);
     outcome = await runPushes(items, {
       niks3: job.install.niks3,
       serverUrl: job.settings.serverUrl,

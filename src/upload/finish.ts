@@ -195,14 +195,16 @@ async function finishHookUpload(session: UploadSession, job: UploadJob, options:
   if (errors.length > 0) lost = `${errors[0]}${errors.length > 1 ? ` (and ${plural(errors.length - 1, "more error")})` : ""}`;
   else if (unfinished > 0) lost = `${plural(unfinished, "send")} of the post-build-hook never finished`;
   if (drained && lost === undefined) return drained;
-  const built = await validPaths(builtPaths(stateDir), job.childEnv);
   if (!drained && session.state.daemonFailure === undefined) {
-    // niks3-hook was never started: the final push takes what Nix built along.
+    // niks3-hook was never started: the final push takes what Nix built along (the hook recorded
+    // each path once Nix had registered it, so they are valid).
     const idle = { mode: "daemon" as const, ok: true, uploaded: 0, cached: 0, leftover: undefined, error: undefined, runs: [] };
-    if (built.length === 0) options.log.info("Nix built nothing in this job: nothing to upload while building");
+    const recorded = builtPaths(stateDir);
+    if (recorded.length === 0) options.log.info("Nix built nothing in this job: nothing to upload while building");
     else options.log.info(`the build was over within ${formatSeconds(DAEMON_START_DELAY_MS / 1000)} of its first step: what Nix built goes up with the push that follows`);
-    return { ...idle, deferred: built };
+    return { ...idle, deferred: recorded };
   }
+  const built = await validPaths(builtPaths(stateDir), job.childEnv);
   if (drained) options.log.warn(`niks3-hook did not get every path Nix built (${lost}); pushing the ${plural(built.length, "path")} now`);
   else options.log.info(`pushing the ${plural(built.length, "path")} Nix built`);
   const pushed = built.length > 0 ? await pushNow(built, job, options) : undefined;
