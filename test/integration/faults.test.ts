@@ -212,8 +212,8 @@ describe("cancellation (GitLab sends SIGTERM)", () => {
     const tmp = mkdtempSync(join(tmpdir(), "niks3-faults-tmp-"));
     let job: { kill(signal: NodeJS.Signals): void } | undefined;
     const earlier = bed.server.requests.length;
-    // Two 1 s steps: the helper starts niks3-hook during the build, and its first upload hangs.
-    const flakeDir = makeUploadFlake({ slowCount: 2, slowSeconds: 1 }).dir;
+    // Three 1 s steps: the helper starts niks3-hook during the build, and its first upload hangs.
+    const flakeDir = makeUploadFlake({ slowCount: 3, slowSeconds: 1 }).dir;
     const running = runJob(PIPELINES.defaultBranch, { tmp, flakeDir, env: { NIKS3_INSTALLABLES: ".#slow" }, onLine: (_line, child) => (job = child) });
     const hanging = () => bed.server.requests.slice(earlier).some((request) => request.status === 0 && request.path === "/api/pending_closures");
     await expect.poll(hanging, { timeout: 60_000 }).toBe(true);

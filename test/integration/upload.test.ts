@@ -99,8 +99,11 @@ describe("niks3-gitlab ci: upload while building", () => {
   /** storePathCounts: how many store paths each `niks3 push` was given. */
   const storePathCounts = (calls: readonly { argv: string[] }[]) => calls.map((call) => call.argv.filter((arg) => arg.startsWith("/nix/store/")).length);
 
-  /** A chain of two 1 s steps: long enough that the helper starts niks3-hook. */
-  const slowFlake = () => makeUploadFlake({ slowCount: 2, slowSeconds: 1 });
+  /**
+   * A chain of three 1 s steps: the first path is recorded after 1 s, the helper starts niks3-hook
+   * a second later, and the build still has a second to go.
+   */
+  const slowFlake = () => makeUploadFlake({ slowCount: 3, slowSeconds: 1 });
   const slowClosure = (flakeDir: string) => closureOf([outPath(flakeDir, "slow")], nixEnv(bed.confDir));
 
   it("a build that runs long enough for niks3-hook: uploads while building, then pins the output with its own push", async () => {
@@ -108,7 +111,7 @@ describe("niks3-gitlab ci: upload while building", () => {
     const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#slow" }));
     expect(job.run.exitCode, job.run.all).toBe(0);
     expect(job.run.all).toContain("niks3-hook serve starting");
-    expect(job.run.all).toContain("uploaded while building: 2 paths, nothing left in the queue");
+    expect(job.run.all).toContain("uploaded while building: 3 paths, nothing left in the queue");
     expect(added).toEqual(slowClosure(flake.dir));
     // niks3-hook may fold a path into the closure of another one; a pin needs the path's own closure,
     // so the pinned output gets a push of its own (which finds everything cached).
@@ -127,8 +130,8 @@ describe("niks3-gitlab ci: upload while building", () => {
       "niks3: warning: niks3-hook did not start (niks3-hook serve exited: opening queue: unable to open database file); what Nix builds is pushed after the build instead",
     ]);
     expect(added).toEqual(slowClosure(flake.dir));
-    // One push of the two paths the hook recorded, then the pinned push of the output.
-    expect(storePathCounts(job.doubleCalls)).toEqual([2, 1]);
+    // One push of the three paths the hook recorded, then the pinned push of the output.
+    expect(storePathCounts(job.doubleCalls)).toEqual([3, 1]);
     expect(job.doubleCalls.map((call) => call.argv.includes("--pin"))).toEqual([false, true]);
     expect(job.run.all).not.toContain(token);
   });
@@ -140,10 +143,10 @@ describe("niks3-gitlab ci: upload while building", () => {
     expect(job.run.exitCode, job.run.all).toBe(0);
     expect(job.run.all).toContain("niks3-hook serve starting");
     expect(job.run.all).toContain(
-      "niks3: warning: niks3-hook did not get every path Nix built (niks3-hook send: sending request: broken pipe); pushing the 2 paths now",
+      "niks3: warning: niks3-hook did not get every path Nix built (niks3-hook send: sending request: broken pipe); pushing the 3 paths now",
     );
     expect(added).toEqual(slowClosure(flake.dir));
-    expect(storePathCounts(job.doubleCalls)).toEqual([2, 1]);
+    expect(storePathCounts(job.doubleCalls)).toEqual([3, 1]);
   });
 
   it("when uploads hang: stops within push_timeout with a heartbeat, says how many built paths were not uploaded, exit 3", async () => {
@@ -154,7 +157,7 @@ describe("niks3-gitlab ci: upload while building", () => {
     expect(job.run.exitCode, job.run.all).toBe(3);
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(job.run.all).toMatch(/niks3: still uploading \(\d+s\): \d+ paths? queued; giving up in \d+s/);
-    expect(job.run.all).toMatch(/niks3: warning: niks3-hook did not finish uploading within 3s: 2 built paths were not uploaded/);
+    expect(job.run.all).toMatch(/niks3: warning: niks3-hook did not finish uploading within 3s: 3 built paths were not uploaded/);
   });
 });
 
