@@ -201,7 +201,7 @@ async function finishHookUpload(session: UploadSession, job: UploadJob, options:
     const idle = { mode: "daemon" as const, ok: true, uploaded: 0, cached: 0, leftover: undefined, error: undefined, runs: [] };
     const recorded = builtPaths(stateDir);
     if (recorded.length === 0) options.log.info("Nix built nothing in this job: nothing to upload while building");
-    else options.log.info(`the build was over within ${formatSeconds(DAEMON_START_DELAY_MS / 1000)} of its first step: what Nix built goes up with the push that follows`);
+    else options.log.info(`the build was over within ${formatSeconds(DAEMON_START_DELAY_MS / 1000)}: what Nix built goes up with the push that follows`);
     return { ...idle, deferred: recorded };
   }
   const built = await validPaths(builtPaths(stateDir), job.childEnv);

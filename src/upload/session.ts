@@ -101,9 +101,9 @@ async function decide(job: UploadJob, options: BeginOptions): Promise<UploadMode
 }
 
 /**
- * How long Nix must have been building, from the first build it finished, before the ci command
- * starts niks3-hook. A build over sooner is pushed in one go when it ends: niks3-hook (its own
- * start-up, then one upload per batch it is sent) would only make such a job slower.
+ * How long the build must have been running (and have built something) before the ci command
+ * starts niks3-hook. What a build over sooner built goes up with the push after it: niks3-hook
+ * (its own start-up, then one upload per batch it is sent) would only make such a job slower.
  */
 export const DAEMON_START_DELAY_MS = 1000;
 
@@ -135,14 +135,16 @@ async function writeDaemonFiles(job: UploadJob, options: BeginOptions, stateDir:
   return { plan: { niks3Hook, args, socket, dbPath, logFile }, nixEnv: { NIX_USER_CONF_FILES: userConfFiles(conf, job.childEnv) } };
 }
 
-/** waitForFirstBuild resolves true once Nix has been building for the start delay, false if the build ended first. */
+/**
+ * waitForFirstBuild resolves true once Nix has built something and the build has been running for
+ * the start delay, false if the build ended first.
+ */
 async function waitForFirstBuild(stateDir: string, ended: Promise<void>): Promise<boolean> {
+  const deadline = Date.now() + DAEMON_START_DELAY_MS;
   let over = false;
   void ended.then(() => (over = true));
   const tick = () => Promise.race([new Promise((resolve) => setTimeout(resolve, 20)), ended]);
-  while (!over && !hasBuilt(stateDir)) await tick();
-  const deadline = Date.now() + DAEMON_START_DELAY_MS;
-  while (!over && Date.now() < deadline) await tick();
+  while (!over && !(hasBuilt(stateDir) && Date.now() >= deadline)) await tick();
   return !over && !isCancelled();
 }
 

@@ -100,8 +100,8 @@ describe("niks3-gitlab ci: upload while building", () => {
   const storePathCounts = (calls: readonly { argv: string[] }[]) => calls.map((call) => call.argv.filter((arg) => arg.startsWith("/nix/store/")).length);
 
   /**
-   * A chain of three 1 s steps: the first path is recorded after 1 s, the helper starts niks3-hook
-   * a second later, and the build still has a second to go.
+   * A chain of three 1 s steps: the first path is recorded after 1 s, when the helper starts
+   * niks3-hook (the build has run for a second), and the build still has two seconds to go.
    */
   const slowFlake = () => makeUploadFlake({ slowCount: 3, slowSeconds: 1 });
   const slowClosure = (flakeDir: string) => closureOf([outPath(flakeDir, "slow")], nixEnv(bed.confDir));
