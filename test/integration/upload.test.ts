@@ -42,12 +42,18 @@ const ciJob = (flakeDir: string, env: Record<string, string>) =>
 describe("niks3-gitlab ci: upload while building", () => {
   let daemonNames: string[];
 
-  it("a build whose third derivation fails: the first two are in the cache, uploaded by niks3-hook as they finished", async () => {
+  /** untilThirdFails builds `attr` (first, second, then a third that fails): exit 1, first and second in the cache. */
+  async function untilThirdFails(attr: string, message: string) {
     const flake = makeUploadFlake();
-    const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#third" }));
+    const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: `.#${attr}` }));
     expect(job.run.exitCode, job.run.all).toBe(1);
-    expect(job.run.all).toContain("third fails on purpose");
+    expect(job.run.all).toContain(message);
     expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
+    return { job, added };
+  }
+
+  it("a build whose third derivation fails: the first two are in the cache, uploaded by niks3-hook as they finished", async () => {
+    const { job, added } = await untilThirdFails("third", "third fails on purpose");
     // The installable failed, so no `niks3 push` ran: niks3-hook uploaded them during the build.
     expect(job.doubleCalls).toEqual([]);
     expect(modeLines(job.run.all)).toEqual([expect.stringContaining("uploading while building (niks3-hook): Nix builds in this job's own store")]);
@@ -57,11 +63,7 @@ describe("niks3-gitlab ci: upload while building", () => {
   });
 
   it("a quick build whose third derivation fails: the first two go up in one push when it ends, no niks3-hook", async () => {
-    const flake = makeUploadFlake();
-    const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#thirdFast" }));
-    expect(job.run.exitCode, job.run.all).toBe(1);
-    expect(job.run.all).toContain("third fails on purpose, at once");
-    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "second")].sort());
+    const { job } = await untilThirdFails("thirdFast", "third fails on purpose, at once");
     expect(job.run.all).not.toContain("niks3-hook serve starting");
     expect(storePathCounts(job.doubleCalls)).toEqual([2]);
   });
