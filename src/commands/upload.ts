@@ -15,7 +15,7 @@ import { runPushes, type PushOutcome } from "../niks3/push.ts";
 import { resolveSettings, type RawSettings } from "../settings.ts";
 import { writeTokenFile } from "../token.ts";
 import { formatSeconds } from "../upload/daemon.ts";
-import { endUpload, mergeOutcomes, resumedSession, type UploadJob } from "../upload/session.ts";
+import { endUpload, mergeOutcomes, sessionOf, type UploadJob } from "../upload/session.ts";
 import { loadUploadState, removeUploadState } from "../upload/state.ts";
 import { storeDirOf, validPaths } from "../upload/store-diff.ts";
 
@@ -77,7 +77,7 @@ export async function runUpload(flags: RawSettings, context: CommandContext): Pr
     childEnv: childEnvOf(env, {}),
   };
   const started = Date.now();
-  const stream = await endUpload(resumedSession(state), job, { cwd: context.cwd, log, limitSeconds, printDaemonLog: true });
+  const stream = await endUpload(sessionOf(state), job, { cwd: context.cwd, log, limitSeconds, printDaemonLog: true });
 
   let push: PushOutcome | undefined;
   const links = await resultLinks(ci.projectDir, job.childEnv);

@@ -1,6 +1,6 @@
 // Uploading what a job builds, around the build: beginUpload before it (pick the mode and say why,
-// start niks3-hook or list the store), endUpload after it (drain niks3-hook within a time limit, or
-// push the store diff). The ci command calls both in one process; the setup component calls
+// set up the post-build-hook and niks3-hook, or list the store), endUpload after it (drain
+// niks3-hook within a time limit, or push the store diff). The ci command calls both in one process; the setup component calls
 // beginUpload in its before_script and endUpload in its after_script (src/upload/state.ts carries
 // the state between them). The closures of the requested installables are pushed afterwards by the
 // caller (src/job/push.ts), whatever the mode.
@@ -8,9 +8,8 @@
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import type { BackgroundProcess } from "../edges/proc.ts";
 import { isCancelled, trackChild } from "../edges/children.ts";
-import { processStartTime, runProcess, signalProcess } from "../edges/proc.ts";
+import { processStartTime, runProcess, signalProcess, type BackgroundProcess } from "../edges/proc.ts";
 import { findOnPath } from "../install/tool-cache.ts";
 import type { Niks3Install } from "../install/index.ts";
 import type { Logger } from "../log.ts";
@@ -165,18 +164,14 @@ async function sendBacklog(job: UploadJob, plan: DaemonPlan, stateDir: string): 
  */
 export async function beginUpload(job: UploadJob, options: BeginOptions): Promise<UploadSession> {
   const decision = await decide(job, options);
-  const base = { schema: 1 as const, startedAt: Date.now(), niks3: job.install?.niks3 };
-  const idle = { nixEnv: {}, process: undefined, daemonReady: undefined, buildEnded: () => {}, lines: [] };
+  const base = { schema: 1 as const, startedAt: Date.now(), niks3: job.install?.niks3, ...decision };
+  const none = { stateDir: undefined, tokenDir: undefined, daemon: undefined, daemonFailure: undefined, listing: undefined };
   if (decision.mode === "none" || job.settings.token === undefined) {
     options.log.info(describeMode(decision));
-    return { ...idle, state: { ...base, ...decision, stateDir: undefined, tokenDir: undefined, daemon: undefined, daemonFailure: undefined, listing: undefined } };
+    return sessionOf({ ...base, ...none });
   }
   const stateDir = makeStateDir();
-  const session: UploadSession = {
-    ...idle,
-    lines: [],
-    state: { ...base, ...decision, stateDir, tokenDir: undefined, daemon: undefined, daemonFailure: undefined, listing: undefined },
-  };
+  const session = sessionOf({ ...base, ...none, stateDir });
   if (decision.mode === "store-diff") {
     session.state.listing = join(stateDir, "store-before.txt");
     await saveListing(session.state.listing, await listStore(storeDirOf(job.childEnv)));
@@ -229,8 +224,11 @@ export async function beginUpload(job: UploadJob, options: BeginOptions): Promis
   return session;
 }
 
-/** resumedSession: the session of a state the setup component's before_script saved (its after_script ends it). */
-export function resumedSession(state: UploadState): UploadSession {
+/**
+ * sessionOf: a session of `state` with nothing started in this process yet (the setup component's
+ * after_script resumes the state its before_script saved this way).
+ */
+export function sessionOf(state: UploadState): UploadSession {
   return { state, nixEnv: {}, process: undefined, daemonReady: undefined, buildEnded: () => {}, lines: [] };
 }
 
