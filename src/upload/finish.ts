@@ -161,8 +161,8 @@ async function pushStoreDiff(session: UploadSession, job: UploadJob, options: En
   return { ...none, ok: outcome.ok, uploaded: outcome.uploaded, cached: outcome.cached, error: outcome.error, runs: outcome.runs ?? [] };
 }
 
-/** How long the hook's sends may run after the build: their wait for the socket (10 s) and send's own timeout (5 s). */
-const SENDS_LIMIT_MS = 20_000;
+/** How long the hook's sends may run after the build: send's own timeout (5 s), twice over. */
+const SENDS_LIMIT_MS = 10_000;
 
 /**
  * waitForSends waits until the post-build-hook's background sends are done, or dead (an executor
@@ -181,7 +181,8 @@ async function waitForSends(stateDir: string, limitMs: number): Promise<number> 
 /**
  * finishHookUpload ends daemon mode: the hook's sends, then niks3-hook's drain. What Nix built but
  * niks3-hook never got (it did not start, or a send failed: `niks3-hook send` exits 0 and only
- * prints why) is pushed from the hook's record.
+ * prints why) is pushed from the hook's record. Where niks3-hook was never needed (the build was
+ * quick), the record is handed to the push that follows instead.
  */
 async function finishHookUpload(session: UploadSession, job: UploadJob, options: EndOptions): Promise<UploadOutcome> {
   session.buildEnded();
