@@ -186,18 +186,28 @@ describe("cancellation (GitLab sends SIGTERM)", () => {
     expectNoLeak(run);
   });
 
-  it("during the push: niks3 is stopped, the 0600 token file is removed, exit 143", async () => {
+  /**
+   * cancelWhenUploadHangs runs a job whose uploads hang, and sends it SIGTERM once an upload of its
+   * own waits on the server; `whileHanging` sees the job's temp dir at that moment.
+   */
+  async function cancelWhenUploadHangs(options: Omit<RunOptions, "tmp" | "onLine">, whileHanging: (tmp: string) => void = () => {}) {
     bed.server.faults.push = { hang: true };
     const tmp = mkdtempSync(join(tmpdir(), "niks3-faults-tmp-"));
     let job: { kill(signal: NodeJS.Signals): void } | undefined;
     const earlier = bed.server.requests.length;
-    const running = runJob(PIPELINES.defaultBranch, { tmp, onLine: (_line, child) => (job = child) });
-    // SIGTERM once this job's push waits on the server.
+    const running = runJob(PIPELINES.defaultBranch, { ...options, tmp, onLine: (_line, child) => (job = child) });
     const hanging = () => bed.server.requests.slice(earlier).some((request) => request.status === 0 && request.path === "/api/pending_closures");
     await expect.poll(hanging, { timeout: 60_000 }).toBe(true);
-    const tokenFileModes = filesHoldingToken(tmp).map((file) => statSync(file).mode & 0o777);
+    whileHanging(tmp);
     job?.kill("SIGTERM");
-    const run = await running;
+    return { run: await running, tmp };
+  }
+
+  it("during the push: niks3 is stopped, the 0600 token file is removed, exit 143", async () => {
+    let tokenFileModes: number[] = [];
+    const { run, tmp } = await cancelWhenUploadHangs({}, (dir) => {
+      tokenFileModes = filesHoldingToken(dir).map((file) => statSync(file).mode & 0o777);
+    });
     // While niks3 ran, the token was in a 0600 file (and only there).
     expect(tokenFileModes.length, run.all).toBeGreaterThan(0);
     for (const mode of tokenFileModes) expect(mode).toBe(0o600);
@@ -208,17 +218,9 @@ describe("cancellation (GitLab sends SIGTERM)", () => {
   });
 
   it("while niks3-hook uploads during the build: it is killed when its drain hangs, the token file is removed, exit 143", async () => {
-    bed.server.faults.push = { hang: true };
-    const tmp = mkdtempSync(join(tmpdir(), "niks3-faults-tmp-"));
-    let job: { kill(signal: NodeJS.Signals): void } | undefined;
-    const earlier = bed.server.requests.length;
     // Three 1 s steps: the helper starts niks3-hook during the build, and its first upload hangs.
     const flakeDir = makeUploadFlake({ slowCount: 3, slowSeconds: 1 }).dir;
-    const running = runJob(PIPELINES.defaultBranch, { tmp, flakeDir, env: { NIKS3_INSTALLABLES: ".#slow" }, onLine: (_line, child) => (job = child) });
-    const hanging = () => bed.server.requests.slice(earlier).some((request) => request.status === 0 && request.path === "/api/pending_closures");
-    await expect.poll(hanging, { timeout: 60_000 }).toBe(true);
-    job?.kill("SIGTERM");
-    const run = await running;
+    const { run, tmp } = await cancelWhenUploadHangs({ flakeDir, env: { NIKS3_INSTALLABLES: ".#slow" } });
     expect(run.exitCode, run.all).toBe(143);
     expect(run.all).toContain("niks3-hook serve starting");
     // niks3-hook drains on SIGTERM, which never ends here: it was killed with everything it started.
