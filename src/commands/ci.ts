@@ -7,7 +7,7 @@ import type { RawSettings } from "../settings.ts";
 import type { CommandContext } from "../job/context.ts";
 import { finishJob, startMeasuringClosures } from "../job/finish.ts";
 import { prepareJob } from "../job/prepare.ts";
-import { outsideClosures, pushInSection, pushItems } from "../job/push.ts";
+import { pushAfterUpload } from "../job/push.ts";
 import { beginJobUpload, endJobUpload } from "../job/upload.ts";
 import { abortUpload, mergeOutcomes } from "../upload/session.ts";
 
@@ -25,11 +25,9 @@ export async function runCi(flags: RawSettings, context: CommandContext): Promis
       await abortUpload(upload, context.log);
       throw error;
     });
-  // The summary's closure sizes are read while the upload finishes.
+  // The outputs' closures (for the final push and the summary) are read while the upload finishes.
   const measuring = startMeasuringClosures(job, results);
   const streamed = await endJobUpload(job, upload, context);
-  // What Nix built and nothing uploaded yet goes along, unless an output's closure carries it.
-  const extra = outsideClosures(streamed?.deferred ?? [], (await measuring).paths);
-  const push = await pushInSection(job, pushItems(job.plan, results, extra), context);
+  const push = await pushAfterUpload(job, results, streamed?.deferred, measuring, context);
   return finishJob(job, results, mergeOutcomes(streamed, push), context.log, measuring);
 }

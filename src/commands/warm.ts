@@ -5,7 +5,7 @@
 
 import { finishJob, startMeasuringClosures } from "../job/finish.ts";
 import { childEnvOf, prepareJob, type PreparedJob } from "../job/prepare.ts";
-import { outsideClosures, pushInSection, pushItems } from "../job/push.ts";
+import { pushAfterUpload } from "../job/push.ts";
 import { beginJobUpload, endJobUpload } from "../job/upload.ts";
 import type { CommandContext } from "../job/context.ts";
 import type { Logger } from "../log.ts";
@@ -115,13 +115,12 @@ export async function runWarm(flags: RawSettings, context: CommandContext): Prom
         ),
       )
     : [];
-  const streamed = await endJobUpload(job, upload, context);
   const results = warmResults(selected, built);
-
-  // As in ci: what Nix built and nothing uploaded yet goes along, unless an output's closure carries it.
+  // As in ci: the outputs' closures are read while the upload finishes.
   const measuring = startMeasuringClosures(job, results);
-  const extra = outsideClosures(streamed?.deferred ?? [], (await measuring).paths);
-  const pushed = mergeOutcomes(streamed, await pushInSection(job, pushItems(job.plan, results, extra), context));
+  const streamed = await endJobUpload(job, upload, context);
+
+  const pushed = mergeOutcomes(streamed, await pushAfterUpload(job, results, streamed?.deferred, measuring, context));
   const push = withPrune(pushed, await prune(job, found, pushed, context));
 
   const code = await finishJob(job, results, push, context.log, measuring);

@@ -4,6 +4,7 @@
 import type { Logger } from "../log.ts";
 import { pushFailureHint, runPushes, type PushItem, type PushOutcome } from "../niks3/push.ts";
 import type { InstallableResult } from "../nix/build.ts";
+import type { Closures } from "../nix/closure-size.ts";
 import type { JobPlan } from "../policy.ts";
 import { writeTokenFile } from "../token.ts";
 import type { CommandContext } from "./context.ts";
@@ -69,6 +70,21 @@ export async function pushResults(job: PreparedJob, items: readonly PushItem[], 
   const hint = outcome.error ? pushFailureHint(outcome.error) : undefined;
   if (hint) log.warn(hint);
   return outcome;
+}
+
+/**
+ * pushAfterUpload is the final push: the plan's items plus what Nix built that nothing has uploaded
+ * yet (`deferred`), unless an output's closure carries it anyway (`closures`, read after the build).
+ */
+export async function pushAfterUpload(
+  job: PreparedJob,
+  results: readonly InstallableResult[],
+  deferred: readonly string[] | undefined,
+  closures: Promise<Closures>,
+  context: CommandContext,
+): Promise<PushOutcome | undefined> {
+  const extra = outsideClosures(deferred ?? [], (await closures).paths);
+  return pushInSection(job, pushItems(job.plan, results, extra), context);
 }
 
 /** pushInSection runs pushResults in a collapsed "push" section when there is something to push. */
