@@ -5,6 +5,7 @@
 // upload_queue`, as jcollie's Buildkite plugin does), because niks3-hook exits 0 either way.
 
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../log.ts";
 import { isProcessRunning, signalProcess, startBackground, type BackgroundProcess } from "../edges/proc.ts";
 
@@ -36,8 +37,6 @@ export interface SpawnedDaemon {
   /** Settles once the socket exists (ok), or the daemon exited or missed the deadline (killed then). */
   ready: Promise<DaemonReady>;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function isSocket(path: string): boolean {
   try {

@@ -4,6 +4,7 @@
 // its token file.
 
 import { rmSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { isProcessRunning } from "../edges/proc.ts";
 import type { Logger } from "../log.ts";
 import { parseNiks3Log, runPushes, type PushOutcome, type PushRun } from "../niks3/push.ts";
@@ -174,7 +175,7 @@ async function waitForSends(stateDir: string, limitMs: number): Promise<number> 
     const alive = await Promise.all(pendingSends(stateDir).map((pid) => (pid === undefined ? true : isProcessRunning(pid))));
     const running = alive.filter(Boolean).length;
     if (running === 0 || Date.now() >= deadline) return pendingSends(stateDir).length;
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10);
   }
 }
 

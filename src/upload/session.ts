@@ -7,6 +7,7 @@
 
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, join } from "node:path";
 import { isCancelled, trackChild } from "../edges/children.ts";
 import { processStartTime, runProcess, signalProcess, type BackgroundProcess } from "../edges/proc.ts";
@@ -142,7 +143,7 @@ async function waitForFirstBuild(stateDir: string, ended: Promise<void>): Promis
   const deadline = Date.now() + DAEMON_START_DELAY_MS;
   let over = false;
   void ended.then(() => (over = true));
-  const tick = () => Promise.race([new Promise((resolve) => setTimeout(resolve, 20)), ended]);
+  const tick = () => Promise.race([sleep(20), ended]);
   while (!over && !(hasBuilt(stateDir) && Date.now() >= deadline)) await tick();
   return !over && !isCancelled();
 }
