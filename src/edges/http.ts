@@ -9,7 +9,7 @@ import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { EnvHttpProxyAgent, interceptors, request, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
 import { Niks3GitlabError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
@@ -65,6 +65,13 @@ const DEFAULTS = {
 } as const;
 
 const USER_AGENT = "niks3-gitlab";
+
+// undici loads with the first request, not with the helper: a job's first Nix calls are already
+// running while it does. It is CommonJS, so its exports are the namespace's default (the bundle's
+// namespace has no named ones).
+type Undici = typeof import("undici");
+let undici: Promise<Undici> | undefined;
+const loadUndici = () => (undici ??= import("undici").then((namespace) => (namespace as { default?: Undici }).default ?? namespace));
 
 /** HttpError: the server answered with a non-2xx status. `url` carries no query, fragment or credentials. */
 export class HttpError extends Niks3GitlabError {
@@ -185,7 +192,8 @@ function abortableSleep(sleep: (ms: number) => Promise<void>, ms: number, signal
 }
 
 /** createHttpDispatcher builds the undici dispatcher: proxies from `proxyEnv` only (never process.env), redirects followed. */
-export function createHttpDispatcher(proxyEnv: ProxyEnv = {}, timeoutMs: number = DEFAULTS.timeoutMs): Dispatcher {
+export async function createHttpDispatcher(proxyEnv: ProxyEnv = {}, timeoutMs: number = DEFAULTS.timeoutMs): Promise<Dispatcher> {
+  const { EnvHttpProxyAgent, interceptors } = await loadUndici();
   // Passing "" (not undefined) stops undici from falling back to process.env.
   const agent = new EnvHttpProxyAgent({
     httpProxy: proxyEnv.http_proxy ?? proxyEnv.HTTP_PROXY ?? "",
@@ -245,6 +253,7 @@ export async function downloadToFile(url: string, dest: string, options: HttpOpt
 /** send makes one request and returns a 2xx response with its body unread; anything else throws HttpError. */
 async function send(url: string, options: HttpOptions, dispatcher: Dispatcher): Promise<Dispatcher.ResponseData> {
   const timeout = options.timeoutMs ?? DEFAULTS.timeoutMs;
+  const { request } = await loadUndici();
   const response = await request(url, {
     method: "GET",
     dispatcher,
@@ -260,7 +269,7 @@ async function send(url: string, options: HttpOptions, dispatcher: Dispatcher): 
 
 async function withDispatcher<T>(options: HttpOptions, run: (dispatcher: Dispatcher) => Promise<T>): Promise<T> {
   if (options.dispatcher) return run(options.dispatcher);
-  const dispatcher = createHttpDispatcher(options.proxyEnv, options.timeoutMs);
+  const dispatcher = await createHttpDispatcher(options.proxyEnv, options.timeoutMs);
   try {
     return await run(dispatcher);
   } finally {

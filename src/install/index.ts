@@ -102,7 +102,7 @@ async function downloadNiks3(options: InstallOptions, version: string, stem: str
   const cacheDir = resolve(options.cacheDir);
   await mkdir(cacheDir, { recursive: true });
   const scratch = await mkdtemp(join(cacheDir, ".niks3-tmp-"));
-  const ownDispatcher = options.http?.dispatcher ? undefined : createHttpDispatcher(options.http?.proxyEnv, options.http?.timeoutMs);
+  const ownDispatcher = options.http?.dispatcher ? undefined : await createHttpDispatcher(options.http?.proxyEnv, options.http?.timeoutMs);
   const http = httpOptions(options, ownDispatcher);
   try {
     log.info(`downloading niks3 ${version} (${asset}) from ${displayUrl(assetUrl)}`);
