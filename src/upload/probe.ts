@@ -1,7 +1,7 @@
 // Probing the facts the upload mode is picked from (src/upload/mode.ts): who we are, whether Nix
 // builds in this process's store, and Nix's trusted-users. Runs `nix config show --json` (Nix ≥
-// 2.20), else `nix show-config --json` (older Nix, 2.8 included), and `id -Gn` only when
-// trusted-users names a group.
+// 2.20) and `nix show-config --json` (older Nix, 2.8 included) side by side, and `id -Gn` only
+// when trusted-users names a group.
 
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
@@ -45,9 +45,15 @@ async function writable(path: string): Promise<boolean> {
 }
 
 async function readNixSettings(env: NodeJS.ProcessEnv): Promise<NixSettings & { error?: string }> {
+  // Both spellings start at once (Nix before 2.20 knows only the second, later ones keep it as an
+  // alias); the first in this order that answers wins.
+  const attempts = [["config", "show", ...NIX_FEATURES, "--json"], ["show-config", ...NIX_FEATURES, "--json"]].map(async (args) => ({
+    args,
+    result: await runProcess("nix", args, { env }),
+  }));
   let last = "";
-  for (const args of [["config", "show", ...NIX_FEATURES, "--json"], ["show-config", ...NIX_FEATURES, "--json"]]) {
-    const result = await runProcess("nix", args, { env });
+  for (const attempt of attempts) {
+    const { args, result } = await attempt;
     if (result.exitCode === 0) {
       try {
         return parseNixConfigJson(result.stdout);
