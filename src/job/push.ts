@@ -42,20 +42,25 @@ export function outsideClosures(paths: readonly string[], closures: ReadonlySet<
 }
 
 /**
- * pushResults pushes the closures of what was built, as the plan allows. Returns undefined when
- * nothing was to be pushed (the plan says no, or nothing built).
+ * pushResults pushes the closures of what was built, as the plan allows, one `niks3 push` per item
+ * as the items come. Returns undefined when nothing was to be pushed (the plan says no, or nothing
+ * built).
  */
-export async function pushResults(job: PreparedJob, items: readonly PushItem[], cwd: string, log: Logger): Promise<PushOutcome | undefined> {
+export async function pushResults(
+  job: PreparedJob,
+  items: Iterable<PushItem> | AsyncIterable<PushItem>,
+  cwd: string,
+  log: Logger,
+): Promise<PushOutcome | undefined> {
   if (!job.plan.push) return undefined;
   if (job.blockedPush) return { ok: false, uploaded: 0, cached: 0, pinned: [], error: job.blockedPush };
-  if (!job.install || !job.settings.token || items.length === 0) return undefined;
+  const install = job.install;
+  if (!install || !job.settings.token) return undefined;
   const tokenFile = writeTokenFile(job.settings.token);
   let outcome: PushOutcome;
   try {
-    const count = items.reduce((n, item) => n + item.paths.length, 0);
-    log.info(`pushing ${count} store path${count === 1 ? "" : "s"} with ${job.install.niks3}`);
-    outcome = await runPushes(items, {
-      niks3: job.install.niks3,
+    outcome = await runPushes(announced(items, install.niks3, log), {
+      niks3: install.niks3,
       serverUrl: job.settings.serverUrl,
       tokenPath: tokenFile.path,
       debug: job.settings.debug,
@@ -67,28 +72,51 @@ export async function pushResults(job: PreparedJob, items: readonly PushItem[], 
   } finally {
     tokenFile.remove();
   }
+  if (outcome.ok && outcome.runs?.length === 0) return undefined;
   const hint = outcome.error ? pushFailureHint(outcome.error) : undefined;
   if (hint) log.warn(hint);
   return outcome;
 }
 
+/** announced says what each push carries as it starts. */
+async function* announced(items: Iterable<PushItem> | AsyncIterable<PushItem>, niks3: string, log: Logger): AsyncGenerator<PushItem> {
+  for await (const item of items) {
+    if (item.paths.length === 0) continue;
+    const count = item.paths.length;
+    log.info(`pushing ${count} store path${count === 1 ? "" : "s"}${item.pin ? ` pinned as ${item.pin}` : ""} with ${niks3}`);
+    yield item;
+  }
+}
+
 /**
  * pushAfterUpload is the final push: the plan's items plus what Nix built that nothing has uploaded
  * yet (`deferred`), unless an output's closure carries it anyway (`closures`, read after the build).
+ * The pinned pushes need no closures, so they go first and start at once; the unpinned one, which
+ * takes the rest of `deferred`, follows.
  */
 export async function pushAfterUpload(
   job: PreparedJob,
   results: readonly InstallableResult[],
-  deferred: readonly string[] | undefined,
+  deferred: Promise<readonly string[]> | undefined,
   closures: Promise<Closures>,
   context: CommandContext,
 ): Promise<PushOutcome | undefined> {
-  const extra = outsideClosures(deferred ?? [], (await closures).paths);
-  return pushInSection(job, pushItems(job.plan, results, extra), context);
+  const planned = pushItems(job.plan, results);
+  async function* items(): AsyncGenerator<PushItem> {
+    yield* planned.filter((item) => item.pin !== undefined);
+    const extra = deferred ? outsideClosures(await deferred, (await closures).paths) : [];
+    yield* pushItems(job.plan, results, extra).filter((item) => item.pin === undefined);
+  }
+  return pushInSection(job, planned.length > 0 || deferred !== undefined, items(), context);
 }
 
-/** pushInSection runs pushResults in a collapsed "push" section when there is something to push. */
-export async function pushInSection(job: PreparedJob, items: readonly PushItem[], context: CommandContext): Promise<PushOutcome | undefined> {
+/** pushInSection runs pushResults in a collapsed "push" section when there may be something to push. */
+export async function pushInSection(
+  job: PreparedJob,
+  anything: boolean,
+  items: Iterable<PushItem> | AsyncIterable<PushItem>,
+  context: CommandContext,
+): Promise<PushOutcome | undefined> {
   const push = () => pushResults(job, items, context.cwd, context.log);
-  return job.plan.push && items.length > 0 ? job.sections.run("push", `pushing to ${job.settings.serverUrl}`, push, { collapsed: true }) : push();
+  return job.plan.push && anything ? job.sections.run("push", `pushing to ${job.settings.serverUrl}`, push, { collapsed: true }) : push();
 }

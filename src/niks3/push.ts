@@ -107,13 +107,14 @@ export interface PushRunOptions {
 }
 
 /**
- * runPushes runs one `niks3 push` per item (niks3 allows one path per --pin) within one time limit.
- * It stops at the first failure: the next push would most likely fail the same way.
+ * runPushes runs one `niks3 push` per item (niks3 allows one path per --pin), in order, as the items
+ * come, within one time limit. It stops at the first failure: the next push would most likely fail
+ * the same way.
  */
-export async function runPushes(items: readonly PushItem[], options: PushRunOptions): Promise<PushOutcome> {
+export async function runPushes(items: Iterable<PushItem> | AsyncIterable<PushItem>, options: PushRunOptions): Promise<PushOutcome> {
   const outcome: PushOutcome = { ok: true, uploaded: 0, cached: 0, pinned: [], error: undefined, runs: [] };
   const deadline = Date.now() + options.timeoutSeconds * 1000;
-  for (const item of items) {
+  for await (const item of items) {
     if (item.paths.length === 0) continue;
     const remaining = deadline - Date.now();
     if (remaining <= 0) {

@@ -10,7 +10,7 @@ import type { Logger } from "../log.ts";
 import { parseNiks3Log, runPushes, type PushOutcome, type PushRun } from "../niks3/push.ts";
 import { writeTokenFile } from "../token.ts";
 import { countQueue, formatSeconds, startDaemon, stopDaemon, type StopResult } from "./daemon.ts";
-import { builtPaths, pendingSends, sendErrors } from "./hook.ts";
+import { builtPaths, hasBuilt, pendingSends, sendErrors } from "./hook.ts";
 import type { UploadMode } from "./mode.ts";
 import { DAEMON_START_DELAY_MS, readDaemonLog, type UploadJob, type UploadSession } from "./session.ts";
 import { listStore, loadListing, newEntries, storeDirOf, validPaths } from "./store-diff.ts";
@@ -28,9 +28,10 @@ export interface UploadOutcome {
   runs: PushRun[];
   /**
    * Paths Nix built that nothing has uploaded yet, for the final push to take along: the build was
-   * over before niks3-hook was needed, and one push is cheaper than niks3-hook's batches.
+   * over before niks3-hook was needed, and one push is cheaper than niks3-hook's batches. A promise,
+   * so that the pinned pushes need not wait for Nix to name the outputs of what was recorded.
    */
-  deferred: string[];
+  deferred?: Promise<string[]>;
 }
 
 export interface EndOptions {
@@ -121,7 +122,7 @@ async function drainDaemon(session: UploadSession, daemon: DaemonState, job: Upl
   }
   if (error) options.log.warn(error);
   else options.log.info(`uploaded while building: ${plural(parsed.uploaded, "path")}${leftover === 0 ? ", nothing left in the queue" : ""}`);
-  return { mode: "daemon", ok: error === undefined, uploaded: parsed.uploaded, cached: 0, leftover, error, runs: [], deferred: [] };
+  return { mode: "daemon", ok: error === undefined, uploaded: parsed.uploaded, cached: 0, leftover, error, runs: [] };
 }
 
 /** pushNow pushes `paths` (their closures) with niks3, in chunks, within the time limit. */
@@ -149,7 +150,7 @@ async function pushNow(paths: readonly string[], job: UploadJob, options: EndOpt
 }
 
 async function pushStoreDiff(session: UploadSession, job: UploadJob, options: EndOptions): Promise<UploadOutcome> {
-  const none = { mode: "store-diff" as const, uploaded: 0, cached: 0, leftover: undefined, runs: [], deferred: [] };
+  const none = { mode: "store-diff" as const, uploaded: 0, cached: 0, leftover: undefined, runs: [] };
   const storeDir = storeDirOf(job.childEnv);
   if (session.state.listing === undefined) return { ...none, ok: false, error: "no store listing from before the build" };
   const fresh = newEntries(storeDir, await loadListing(session.state.listing), await listStore(storeDir));
@@ -201,12 +202,14 @@ async function finishHookUpload(session: UploadSession, job: UploadJob, options:
     // niks3-hook was never started: the final push takes what Nix built along (the hook recorded
     // each path once Nix had registered it, so they are valid).
     const idle = { mode: "daemon" as const, ok: true, uploaded: 0, cached: 0, leftover: undefined, error: undefined, runs: [] };
-    const recorded = builtPaths(stateDir);
-    if (recorded.length === 0) options.log.info("Nix built nothing in this job: nothing to upload while building");
-    else options.log.info(`the build was over within ${formatSeconds(DAEMON_START_DELAY_MS / 1000)}: what Nix built goes up with the push that follows`);
-    return { ...idle, deferred: recorded };
+    if (!hasBuilt(stateDir)) {
+      options.log.info("Nix built nothing in this job: nothing to upload while building");
+      return idle;
+    }
+    options.log.info(`the build was over within ${formatSeconds(DAEMON_START_DELAY_MS / 1000)}: what Nix built goes up with the push that follows`);
+    return { ...idle, deferred: builtPaths(stateDir, job.childEnv) };
   }
-  const built = await validPaths(builtPaths(stateDir), job.childEnv);
+  const built = await validPaths(await builtPaths(stateDir, job.childEnv), job.childEnv);
   if (drained) options.log.warn(`niks3-hook did not get every path Nix built (${lost}); pushing the ${plural(built.length, "path")} now`);
   else options.log.info(`pushing the ${plural(built.length, "path")} Nix built`);
   const pushed = built.length > 0 ? await pushNow(built, job, options) : undefined;
@@ -219,7 +222,6 @@ async function finishHookUpload(session: UploadSession, job: UploadJob, options:
     leftover: drained?.leftover,
     error: pushed?.error ?? drained?.error,
     runs: pushed?.runs ?? [],
-    deferred: [],
   };
 }
 

@@ -1,10 +1,13 @@
 // The pieces of daemon mode that are files and argv: the post-build-hook Nix runs after each build,
-// the nix.conf that registers it, and `niks3-hook serve`'s argv. Pure except for the file helpers.
+// the nix.conf that registers it, and `niks3-hook serve`'s argv. Pure except for the file helpers
+// (builtPaths also asks nix-store).
 //
 // The hook is a fixed script (never generated from data): it reads the absolute paths it needs from
 // a file beside it, because Nix may run it with a stripped environment (a daemon passes only
-// DRV_PATH and OUT_PATHS). Nix 2.8 passes an empty OUT_PATHS, so it asks `nix-store -q --outputs`
-// (works on every Nix). It always exits 0: when a post-build-hook fails, Nix builds nothing more.
+// DRV_PATH and OUT_PATHS). Nix 2.8 passes an empty OUT_PATHS: the hook then records the derivation,
+// and asks `nix-store -q --outputs` (works on every Nix) only to send; the helper reads the outputs
+// of what was only recorded in one call. It always exits 0: when a post-build-hook fails, Nix
+// builds nothing more.
 // And it returns at once: Nix runs the hook synchronously and builds nothing else until it exits
 // (the Nix manual warns of exactly this), so the send runs in the background.
 //
@@ -16,12 +19,15 @@
 
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { runProcess } from "../edges/proc.ts";
 
 /** The files the hook shares with the helper, in the state dir beside it. */
 export const HOOK_FILES = {
   conf: "post-build-hook.conf",
   /** Every path the hook was given, one a line. */
   built: "built.txt",
+  /** The derivations built where Nix gave no OUT_PATHS (2.8), one a line. */
+  builtDrvs: "built-drvs.txt",
   /** What the background sends printed (niks3-hook send prints only errors). */
   sendLog: "send.log",
   /** One marker per send still running. */
@@ -34,17 +40,22 @@ export const HOOK_SCRIPT = `#!/bin/sh
 # it (three lines: niks3-hook, nix-store, socket). Nix builds nothing else until this exits, so the
 # send runs in the background: its marker in pending/ lives until it is done, and the helper waits
 # for pending/ to empty (or hold only dead sends) before it stops niks3-hook. Without a socket yet,
-# it only records: the helper sends built.txt once niks3-hook listens (and pushes it itself if
-# niks3-hook never does, or a send failed). Never fails: a failing hook would stop Nix building.
+# it only records: the helper sends what it recorded once niks3-hook listens (and pushes it itself
+# if niks3-hook never does, or a send failed). Never fails: a failing hook would stop Nix building.
 set -f
 dir="\${0%/*}"
 { read -r niks3_hook; read -r nix_store; read -r socket; } < "$dir/${HOOK_FILES.conf}" || exit 0
-if [ -z "$OUT_PATHS" ] && [ -n "$DRV_PATH" ] && [ -n "$nix_store" ]; then
+if [ -n "$OUT_PATHS" ]; then
+  printf '%s\\n' $OUT_PATHS >> "$dir/${HOOK_FILES.built}"
+  [ -S "$socket" ] || exit 0
+else
+  # Old Nix: the derivation stands for its outputs; nix-store is asked for them only to send now.
+  [ -n "$DRV_PATH" ] || exit 0
+  printf '%s\\n' "$DRV_PATH" >> "$dir/${HOOK_FILES.builtDrvs}"
+  [ -S "$socket" ] && [ -n "$nix_store" ] || exit 0
   OUT_PATHS=$("$nix_store" -q --outputs "$DRV_PATH" 2>/dev/null)
+  [ -n "$OUT_PATHS" ] || exit 0
 fi
-[ -n "$OUT_PATHS" ] || exit 0
-printf '%s\\n' $OUT_PATHS >> "$dir/${HOOK_FILES.built}"
-[ -S "$socket" ] || exit 0
 pending=$(mktemp "$dir/${HOOK_FILES.pending}/send.XXXXXX" 2>/dev/null) || pending=
 (
   # The marker holds this subshell's pid, then the send's: a send killed with the job's other
@@ -112,9 +123,24 @@ function readHookFile(dir: string, name: string): string {
   }
 }
 
-/** builtPaths: the paths the hook was given, in order, each once. */
-export function builtPaths(dir: string): string[] {
-  return [...new Set(readHookFile(dir, HOOK_FILES.built).split("\n").filter(Boolean))];
+/**
+ * builtPaths: the paths the hook recorded, in order, each once; the outputs of the derivations it
+ * recorded (Nix 2.8) are asked of the nix-store in its settings, in one call per thousand. The files
+ * are read during the call itself, so `dir` may be removed while Nix answers.
+ */
+export async function builtPaths(dir: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+  const lines = (name: string) => readHookFile(dir, name).split("\n").filter(Boolean);
+  const paths = lines(HOOK_FILES.built);
+  const drvs = [...new Set(lines(HOOK_FILES.builtDrvs))];
+  const outputs: string[] = [];
+  if (drvs.length > 0) {
+    const nixStore = readHookFile(dir, HOOK_FILES.conf).split("\n")[1] || "nix-store";
+    for (let i = 0; i < drvs.length; i += 1000) {
+      const result = await runProcess(nixStore, ["-q", "--outputs", ...drvs.slice(i, i + 1000)], { env });
+      if (result.exitCode === 0) outputs.push(...result.stdout.split("\n").filter(Boolean));
+    }
+  }
+  return [...new Set([...paths, ...outputs])];
 }
 
 /** sendErrors: what the sends printed (only errors: the paths of such a send were lost). */
@@ -122,9 +148,9 @@ export function sendErrors(dir: string): string[] {
   return [...new Set(readHookFile(dir, HOOK_FILES.sendLog).split("\n").map((line) => line.trim()).filter(Boolean))];
 }
 
-/** hasBuilt: the hook has recorded at least one path. */
+/** hasBuilt: the hook has recorded at least one build. */
 export function hasBuilt(dir: string): boolean {
-  return existsSync(join(dir, HOOK_FILES.built));
+  return existsSync(join(dir, HOOK_FILES.built)) || existsSync(join(dir, HOOK_FILES.builtDrvs));
 }
 
 /** recordSendOutput adds what a send the helper ran printed to the hook's send log. */

@@ -150,7 +150,7 @@ async function waitForFirstBuild(stateDir: string, ended: Promise<void>): Promis
 
 /** sendBacklog hands niks3-hook what the hook recorded before it listened (in chunks: OUT_PATHS is one env var). */
 async function sendBacklog(job: UploadJob, plan: DaemonPlan, stateDir: string): Promise<void> {
-  const paths = builtPaths(stateDir);
+  const paths = await builtPaths(stateDir, job.childEnv);
   for (let i = 0; i < paths.length; i += 500) {
     const sent = await runProcess(plan.niks3Hook, ["send", "--socket", plan.socket], { env: { ...job.childEnv, OUT_PATHS: paths.slice(i, i + 500).join(" ") } });
     recordSendOutput(stateDir, `${sent.stdout}${sent.stderr}`);

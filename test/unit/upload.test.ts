@@ -1,7 +1,7 @@
 // The upload mode's decision table, the parsers and small pure pieces of upload-while-building, and
 // the post-build-hook script itself (run with sh, with a fake niks3-hook and nix-store).
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -125,11 +125,11 @@ describe("daemon mode pieces", () => {
 
   it("counts what the daemon uploaded once: the later push of the outputs finds them cached", () => {
     const merged = mergeOutcomes(
-      { mode: "daemon", ok: true, uploaded: 3, cached: 0, leftover: 0, error: undefined, runs: [], deferred: [] },
+      { mode: "daemon", ok: true, uploaded: 3, cached: 0, leftover: 0, error: undefined, runs: [] },
       { ok: true, uploaded: 0, cached: 3, pinned: ["p"], error: undefined },
     );
     expect(merged).toMatchObject({ ok: true, uploaded: 3, cached: 0, pinned: ["p"] });
-    const failed = mergeOutcomes({ mode: "daemon", ok: false, uploaded: 1, cached: 0, leftover: 2, error: "2 built paths could not be uploaded", runs: [], deferred: [] }, undefined);
+    const failed = mergeOutcomes({ mode: "daemon", ok: false, uploaded: 1, cached: 0, leftover: 2, error: "2 built paths could not be uploaded", runs: [] }, undefined);
     expect(failed).toMatchObject({ ok: false, error: "2 built paths could not be uploaded" });
   });
 });
@@ -137,7 +137,8 @@ describe("daemon mode pieces", () => {
 describe("the post-build-hook script", () => {
   /**
    * fakeTools writes a niks3-hook that records its OUT_PATHS and argv (blocked until a `release`
-   * file exists when asked, printing an error when asked), and a nix-store that prints outputs.
+   * file exists when asked, printing an error when asked), and a nix-store that records its calls
+   * and prints two outputs per derivation.
    */
   function fakeTools(options: { hookExit?: number; blockUntilReleased?: boolean; sendError?: string } = {}) {
     const dir = mkdtempSync(join(tmpdir(), "niks3-hookscript-"));
@@ -157,9 +158,20 @@ describe("the post-build-hook script", () => {
     );
     chmodSync(niks3Hook, 0o755);
     const nixStore = join(dir, "nix-store");
-    writeFileSync(nixStore, `#!/bin/sh\n[ "$1 $2" = "-q --outputs" ] && printf '/nix/store/aaa-out\\n/nix/store/bbb-dev\\n'\n`);
+    const nixStoreCalls = join(dir, "nix-store-calls");
+    writeFileSync(
+      nixStore,
+      [
+        "#!/bin/sh",
+        `echo "$*" >> ${nixStoreCalls}`,
+        '[ "$1 $2" = "-q --outputs" ] || exit 1',
+        "shift 2",
+        `for drv in "$@"; do name=\${drv##*/}; name=\${name%.drv}; printf '/nix/store/%s-out\\n/nix/store/%s-dev\\n' "$name" "$name"; done`,
+        "",
+      ].join("\n"),
+    );
     chmodSync(nixStore, 0o755);
-    return { dir, record, release, niks3Hook, nixStore, socket: join(dir, "hook.sock") };
+    return { dir, record, release, niks3Hook, nixStore, nixStoreCalls, socket: join(dir, "hook.sock") };
   }
   const runHook = (hook: string, env: Record<string, string>) => spawnSync(hook, [], { env: { ...env }, encoding: "utf8" });
   /** sent: what the fake niks3-hook recorded, once the hook's background send is done. */
@@ -182,16 +194,31 @@ describe("the post-build-hook script", () => {
     const run = runHook(hook, { OUT_PATHS: "/nix/store/zzz-a /nix/store/yyy-b", DRV_PATH: "/nix/store/q.drv" });
     expect(run.status).toBe(0);
     expect(await sent(tools)).toBe(`/nix/store/zzz-a /nix/store/yyy-b|send --socket ${tools.socket}`);
-    expect(builtPaths(tools.dir)).toEqual(["/nix/store/zzz-a", "/nix/store/yyy-b"]);
+    expect(await builtPaths(tools.dir, process.env)).toEqual(["/nix/store/zzz-a", "/nix/store/yyy-b"]);
     expect(sendErrors(tools.dir)).toEqual([]);
   });
 
-  it("asks nix-store for the outputs when Nix (2.8) passes an empty OUT_PATHS", async () => {
+  it("asks nix-store for the outputs to send when Nix (2.8) passes an empty OUT_PATHS", async () => {
     const tools = fakeTools();
     await listen(tools.socket);
     expect(runHook(writeHookFiles(tools.dir, tools), { OUT_PATHS: "", DRV_PATH: "/nix/store/q.drv" }).status).toBe(0);
-    expect(await sent(tools)).toBe(`/nix/store/aaa-out /nix/store/bbb-dev|send --socket ${tools.socket}`);
-    expect(builtPaths(tools.dir)).toEqual(["/nix/store/aaa-out", "/nix/store/bbb-dev"]);
+    expect(await sent(tools)).toBe(`/nix/store/q-out /nix/store/q-dev|send --socket ${tools.socket}`);
+    expect(await builtPaths(tools.dir, process.env)).toEqual(["/nix/store/q-out", "/nix/store/q-dev"]);
+  });
+
+  it("with an empty OUT_PATHS and nothing listening, records the derivation; its outputs are read later, all in one call", async () => {
+    const tools = fakeTools();
+    const stateDir = mkdtempSync(join(tmpdir(), "niks3-hookstate-"));
+    const hook = writeHookFiles(stateDir, tools);
+    for (const drv of ["/nix/store/p.drv", "/nix/store/q.drv"]) expect(runHook(hook, { OUT_PATHS: "", DRV_PATH: drv }).status).toBe(0);
+    expect(runHook(hook, { OUT_PATHS: "/nix/store/r", DRV_PATH: "/nix/store/r.drv" }).status).toBe(0);
+    expect(existsSync(tools.nixStoreCalls)).toBe(false);
+    expect(hasBuilt(stateDir)).toBe(true);
+    // The job removes its state as soon as it has asked: the answer must not need it.
+    const reading = builtPaths(stateDir, process.env);
+    rmSync(stateDir, { recursive: true });
+    expect(await reading).toEqual(["/nix/store/r", "/nix/store/p-out", "/nix/store/p-dev", "/nix/store/q-out", "/nix/store/q-dev"]);
+    expect(readFileSync(tools.nixStoreCalls, "utf8")).toBe("-q --outputs /nix/store/p.drv /nix/store/q.drv\n");
   });
 
   it("returns before the send is done, so Nix goes on building; the send's marker stays until it is", async () => {
@@ -203,11 +230,11 @@ describe("the post-build-hook script", () => {
     expect(await sent(tools)).toBe(`/nix/store/zzz-a|send --socket ${tools.socket}`);
   });
 
-  it("while niks3-hook is not listening yet, only records the paths (the helper sends them later)", () => {
+  it("while niks3-hook is not listening yet, only records the paths (the helper sends them later)", async () => {
     const tools = fakeTools();
     expect(runHook(writeHookFiles(tools.dir, tools), { OUT_PATHS: "/nix/store/zzz-a" }).status).toBe(0);
     expect(hasBuilt(tools.dir)).toBe(true);
-    expect(builtPaths(tools.dir)).toEqual(["/nix/store/zzz-a"]);
+    expect(await builtPaths(tools.dir, process.env)).toEqual(["/nix/store/zzz-a"]);
     expect(pendingSends(tools.dir)).toEqual([]);
     expect(existsSync(tools.record)).toBe(false);
   });
@@ -231,10 +258,10 @@ describe("the post-build-hook script", () => {
     expect(sendErrors(missing.dir).join("\n")).toContain("gone");
   });
 
-  it("records store paths whose names hold glob characters as they are", () => {
+  it("records store paths whose names hold glob characters as they are", async () => {
     const tools = fakeTools();
     writeFileSync(join(tools.dir, "zzz-a"), "");
     expect(runHook(writeHookFiles(tools.dir, tools), { OUT_PATHS: `${tools.dir}/zzz-? ${tools.dir}/*` }).status).toBe(0);
-    expect(builtPaths(tools.dir)).toEqual([`${tools.dir}/zzz-?`, `${tools.dir}/*`]);
+    expect(await builtPaths(tools.dir, process.env)).toEqual([`${tools.dir}/zzz-?`, `${tools.dir}/*`]);
   });
 });
