@@ -80,6 +80,19 @@ describe("niks3-gitlab ci: upload while building", () => {
     expect(job.doubleCalls.map((call) => call.argv[0])).toEqual(["push"]);
   });
 
+  it("a quick build with a build-time dependency: the pinned output goes up first, then the dependency its closure lacks", async () => {
+    const flake = makeUploadFlake();
+    const { result: job, added } = await newInCache(() => ciJob(flake.dir, { NIKS3_INSTALLABLES: ".#withTool" }));
+    expect(job.run.exitCode, job.run.all).toBe(0);
+    expect(job.run.all).not.toContain("niks3-hook serve starting");
+    expect(added).toEqual([outPath(flake.dir, "first"), outPath(flake.dir, "withTool")].sort());
+    expect(job.doubleCalls.map((call) => call.argv.filter((arg) => arg === "--pin" || arg.startsWith("/nix/store/")))).toEqual([
+      ["--pin", outPath(flake.dir, "withTool")],
+      [outPath(flake.dir, "first")],
+    ]);
+    expect(bed.server.pins.get("acme-widgets-main")).toBe(outPath(flake.dir, "withTool"));
+  });
+
   it("outputs already in a warm store are still pushed (the closures of the installables)", async () => {
     const flake = makeUploadFlake();
     execFileSync("nix", ["build", "--no-link", `${flake.dir}#second`], { env: nixEnv(bed.confDir) });
