@@ -237,13 +237,22 @@ async function mergeRequestAfterWarmCache(): Promise<void> {
   });
 }
 
-try {
-  await startup();
-  await install();
-  await overhead();
-  await mergeRequestAfterWarmCache();
+// BENCH_FIGURES=overhead,mr (say) measures only those; all by default.
+const FIGURES = {
+  startup,
+  install,
+  overhead,
+  mr: mergeRequestAfterWarmCache,
   // Slow derivations and a slow uplink: seconds per run, so fewer runs.
-  rows.push(await benchUpload({ runs: Math.min(RUNS, 3), steps: 4, stepSeconds: 1, uploadMs: 1000 }));
+  upload: async () => void rows.push(await benchUpload({ runs: Math.min(RUNS, 3), steps: 4, stepSeconds: 1, uploadMs: 1000 })),
+};
+const chosen = process.env.BENCH_FIGURES?.split(",").filter(Boolean) ?? Object.keys(FIGURES);
+try {
+  for (const name of chosen) {
+    const figure = FIGURES[name as keyof typeof FIGURES];
+    if (!figure) throw new Error(`bench: no figure ${name}; there are ${Object.keys(FIGURES).join(", ")}`);
+    await figure();
+  }
 } finally {
   await server.close();
 }
