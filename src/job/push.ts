@@ -2,7 +2,7 @@
 // in a 0600 file that exists only while niks3 runs.
 
 import type { Logger } from "../log.ts";
-import { pushFailureHint, runPushes, type PushItem, type PushOutcome } from "../niks3/push.ts";
+import { pushFailureHint, runPushes, type PushItem, type PushItems, type PushOutcome } from "../niks3/push.ts";
 import type { InstallableResult } from "../nix/build.ts";
 import type { Closures } from "../nix/closure-size.ts";
 import type { JobPlan } from "../policy.ts";
@@ -46,12 +46,7 @@ export function outsideClosures(paths: readonly string[], closures: ReadonlySet<
  * as the items come. Returns undefined when nothing was to be pushed (the plan says no, or nothing
  * built).
  */
-export async function pushResults(
-  job: PreparedJob,
-  items: Iterable<PushItem> | AsyncIterable<PushItem>,
-  cwd: string,
-  log: Logger,
-): Promise<PushOutcome | undefined> {
+async function pushResults(job: PreparedJob, items: PushItems, cwd: string, log: Logger): Promise<PushOutcome | undefined> {
   if (!job.plan.push) return undefined;
   if (job.blockedPush) return { ok: false, uploaded: 0, cached: 0, pinned: [], error: job.blockedPush };
   const install = job.install;
@@ -79,7 +74,7 @@ export async function pushResults(
 }
 
 /** announced says what each push carries as it starts. */
-async function* announced(items: Iterable<PushItem> | AsyncIterable<PushItem>, niks3: string, log: Logger): AsyncGenerator<PushItem> {
+async function* announced(items: PushItems, niks3: string, log: Logger): AsyncGenerator<PushItem> {
   for await (const item of items) {
     if (item.paths.length === 0) continue;
     const count = item.paths.length;
@@ -107,16 +102,7 @@ export async function pushAfterUpload(
     const extra = deferred ? outsideClosures(await deferred, (await closures).paths) : [];
     yield* pushItems(job.plan, results, extra).filter((item) => item.pin === undefined);
   }
-  return pushInSection(job, planned.length > 0 || deferred !== undefined, items(), context);
-}
-
-/** pushInSection runs pushResults in a collapsed "push" section when there may be something to push. */
-export async function pushInSection(
-  job: PreparedJob,
-  anything: boolean,
-  items: Iterable<PushItem> | AsyncIterable<PushItem>,
-  context: CommandContext,
-): Promise<PushOutcome | undefined> {
-  const push = () => pushResults(job, items, context.cwd, context.log);
+  const push = () => pushResults(job, items(), context.cwd, context.log);
+  const anything = planned.length > 0 || deferred !== undefined;
   return job.plan.push && anything ? job.sections.run("push", `pushing to ${job.settings.serverUrl}`, push, { collapsed: true }) : push();
 }

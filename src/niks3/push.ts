@@ -75,6 +75,9 @@ export interface PushItem {
   pin: string | undefined;
 }
 
+/** PushItems: the pushes to run, known at once or as they become known. */
+export type PushItems = Iterable<PushItem> | AsyncIterable<PushItem>;
+
 /** PushRun: what one `niks3 push` did, from its "Uploading N paths … (M already cached)" line. */
 export interface PushRun {
   paths: string[];
@@ -111,7 +114,7 @@ export interface PushRunOptions {
  * come, within one time limit. It stops at the first failure: the next push would most likely fail
  * the same way.
  */
-export async function runPushes(items: Iterable<PushItem> | AsyncIterable<PushItem>, options: PushRunOptions): Promise<PushOutcome> {
+export async function runPushes(items: PushItems, options: PushRunOptions): Promise<PushOutcome> {
   const outcome: PushOutcome = { ok: true, uploaded: 0, cached: 0, pinned: [], error: undefined, runs: [] };
   const deadline = Date.now() + options.timeoutSeconds * 1000;
   for await (const item of items) {
