@@ -28,6 +28,8 @@ export interface JobSetup {
   env: Record<string, string>;
   /** Replace PATH entirely (e.g. to hide Nix). */
   path?: string;
+  /** Run this bundle instead of the repository's dist/. */
+  bundle?: string;
 }
 
 function walk(dir: string, prefix = ""): string[] {
@@ -47,7 +49,7 @@ export async function runJob(setup: JobSetup): Promise<JobRun> {
     NIKS3_DOUBLE_LOG: doubleLog,
     ...setup.env,
   };
-  const run = await runHelper(setup.command ?? ["ci"], { env, cwd: setup.flakeDir });
+  const run = await runHelper(setup.command ?? ["ci"], { env, cwd: setup.flakeDir, ...(setup.bundle ? { bundle: setup.bundle } : {}) });
   const doubleCalls = existsSync(doubleLog)
     ? readFileSync(doubleLog, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as { argv: string[] })
     : [];

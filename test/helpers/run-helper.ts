@@ -10,8 +10,8 @@ export interface HelperRun {
   all: string;
 }
 
-export async function runHelper(args: readonly string[], options: { env: NodeJS.ProcessEnv; cwd: string }): Promise<HelperRun> {
-  const result = await execa(process.execPath, [BUNDLE, ...args], {
+export async function runHelper(args: readonly string[], options: { env: NodeJS.ProcessEnv; cwd: string; bundle?: string }): Promise<HelperRun> {
+  const result = await execa(process.execPath, [options.bundle ?? BUNDLE, ...args], {
     cwd: options.cwd,
     env: options.env,
     extendEnv: false,

@@ -1,11 +1,12 @@
 // `niks3-gitlab doctor` on a matrix of broken setups: the bundled helper against the fake niks3
 // server over loopback, with real Nix (or none on PATH). Each broken setup is named as a problem
 // with its fix, the exit code is 1, and the token itself is never printed.
-import { mkdtempSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runJob, secretLeaks } from "../helpers/ci-job.ts";
+import { REPO_ROOT } from "../helpers/repo.ts";
 import { lines } from "../helpers/run-helper.ts";
 import { useNiks3TestBed } from "../helpers/test-bed.ts";
 import { makeToken } from "../helpers/token.ts";
@@ -122,6 +123,25 @@ describe("niks3-gitlab doctor", () => {
     if (token) expect(secretLeaks(job, token)).toEqual([]);
     // The signature (the part that makes the token a credential) is never printed, not even in part.
     if (token) expect(job.run.all).not.toContain(token.split(".")[2]);
+  });
+
+  it("runs from the published files alone, with no node_modules anywhere: what npx installs is the whole helper", async () => {
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { files: string[] };
+    const published = mkdtempSync(join(tmpdir(), "niks3-published-"));
+    for (const entry of [...pkg.files, "package.json"]) cpSync(join(REPO_ROOT, entry), join(published, entry), { recursive: true });
+    const dir = mkdtempSync(join(tmpdir(), "niks3-doctor-"));
+    const job = await runJob({
+      command: ["doctor"],
+      confDir: bed.confDir,
+      binDir: dir,
+      flakeDir: dir,
+      bundle: join(published, "dist", "niks3-gitlab.mjs"),
+      env: { GITLAB_CI: "true", CI_SERVER_URL: GITLAB, NIKS3_SERVER_URL: bed.server.url, NIKS3_TOKEN: good },
+    });
+    // The server checks load undici, the settings zod, the Nix check execa: all bundled.
+    expect(job.run.stderr, job.run.all).toContain(`ok: cache-config: substituter ${bed.server.url}/cache, 1 public key`);
+    expect(job.run.stderr, job.run.all).toContain("doctor: no problems found");
+    expect(job.run.exitCode, job.run.all).toBe(0);
   });
 
   it("rejects a missing server_url in one line, exit 2, before checking anything", async () => {

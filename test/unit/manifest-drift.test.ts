@@ -10,7 +10,7 @@ import { MANIFEST, HELPER_VERSION } from "../../src/manifest.ts";
 import { SETTINGS } from "../../src/settings-table.ts";
 import { MANIFEST_COMPONENTS, REPO_ROOT, templatePath } from "../helpers/repo.ts";
 
-const pkg = JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as { name: string; version: string };
+const pkg = JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as { name: string; version: string; dependencies?: Record<string, string> };
 const readme = readFileSync(`${REPO_ROOT}/README.md`, "utf8");
 const defaultOf = (component: string, input: string) =>
   readComponentSpec(templatePath(component), component).inputs.find((i) => i.name === input)?.default;
@@ -24,6 +24,10 @@ describe("component.yml drift", () => {
   it("names this npm package, and the helper is built from it", () => {
     expect(MANIFEST.package).toBe(pkg.name);
     expect(HELPER_VERSION).toBe(pkg.version);
+  });
+
+  it("the package depends on nothing at run time: dist/ is bundled, so npx fetches the helper alone", () => {
+    expect(pkg.dependencies ?? {}).toEqual({});
   });
 
   it.each(MANIFEST_COMPONENTS)("%s: image, niks3 version and helper defaults come from the manifest", (name) => {
