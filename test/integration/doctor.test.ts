@@ -92,23 +92,29 @@ const cases: Case[] = [
   },
 ];
 
+/** runDoctor runs `doctor` in a job against the test bed's server (from the repository's dist/ unless `bundle`). */
+function runDoctor({ token, env, hideNix, bundle }: Pick<Case, "token" | "env" | "hideNix"> & { bundle?: string }) {
+  const dir = mkdtempSync(join(tmpdir(), "niks3-doctor-"));
+  return runJob({
+    command: ["doctor"],
+    confDir: bed.confDir,
+    binDir: dir,
+    flakeDir: dir,
+    ...(hideNix ? { path: mkdtempSync(join(tmpdir(), "empty-path-")) } : {}),
+    ...(bundle ? { bundle } : {}),
+    env: {
+      GITLAB_CI: "true",
+      CI_SERVER_URL: GITLAB,
+      NIKS3_SERVER_URL: bed.server.url,
+      ...(token ? { NIKS3_TOKEN: token } : {}),
+      ...env,
+    },
+  });
+}
+
 describe("niks3-gitlab doctor", () => {
   it.each(cases)("$name", async ({ token, env, hideNix, problems, says }) => {
-    const dir = mkdtempSync(join(tmpdir(), "niks3-doctor-"));
-    const job = await runJob({
-      command: ["doctor"],
-      confDir: bed.confDir,
-      binDir: dir,
-      flakeDir: dir,
-      ...(hideNix ? { path: mkdtempSync(join(tmpdir(), "empty-path-")) } : {}),
-      env: {
-        GITLAB_CI: "true",
-        CI_SERVER_URL: GITLAB,
-        NIKS3_SERVER_URL: bed.server.url,
-        ...(token ? { NIKS3_TOKEN: token } : {}),
-        ...env,
-      },
-    });
+    const job = await runDoctor({ token, env, hideNix });
     const output = lines(job.run.stderr).filter(Boolean);
     const fill = (text: string) => text.replaceAll("{server}", bed.server.url);
     expect(output.every((line) => line.startsWith("niks3: ")), job.run.all).toBe(true);
@@ -129,15 +135,7 @@ describe("niks3-gitlab doctor", () => {
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { files: string[] };
     const published = mkdtempSync(join(tmpdir(), "niks3-published-"));
     for (const entry of [...pkg.files, "package.json"]) cpSync(join(REPO_ROOT, entry), join(published, entry), { recursive: true });
-    const dir = mkdtempSync(join(tmpdir(), "niks3-doctor-"));
-    const job = await runJob({
-      command: ["doctor"],
-      confDir: bed.confDir,
-      binDir: dir,
-      flakeDir: dir,
-      bundle: join(published, "dist", "niks3-gitlab.mjs"),
-      env: { GITLAB_CI: "true", CI_SERVER_URL: GITLAB, NIKS3_SERVER_URL: bed.server.url, NIKS3_TOKEN: good },
-    });
+    const job = await runDoctor({ token: good, bundle: join(published, "dist", "niks3-gitlab.mjs") });
     // The server checks load undici, the settings zod, the Nix check execa: all bundled.
     expect(job.run.stderr, job.run.all).toContain(`ok: cache-config: substituter ${bed.server.url}/cache, 1 public key`);
     expect(job.run.stderr, job.run.all).toContain("doctor: no problems found");
