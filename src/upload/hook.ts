@@ -11,11 +11,12 @@
 // And it returns at once: Nix runs the hook synchronously and builds nothing else until it exits
 // (the Nix manual warns of exactly this), so the send runs in the background.
 //
-// Every path is recorded in built.txt first. Where niks3-hook is not listening yet (the ci command
-// starts it once the build has run for a second and built something, so a quick job never starts
-// it), the hook only records: the helper sends what was recorded once the socket exists. A path
-// recorded before the hook looked for the socket is either sent by the hook or read by the helper
-// after the socket appeared; sent twice at worst, which niks3-hook's queue absorbs.
+// Every build is recorded first (its paths in built.txt, or its derivation in built-drvs.txt).
+// Where niks3-hook is not listening yet (the ci command starts it once the build has run for a
+// second and built something, so a quick job never starts it), the hook only records: the helper
+// sends what was recorded once the socket exists. A build recorded before the hook looked for the
+// socket is either sent by the hook or read by the helper after the socket appeared; sent twice at
+// worst, which niks3-hook's queue absorbs.
 
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
