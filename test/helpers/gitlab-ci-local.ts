@@ -52,10 +52,12 @@ export interface GclResult {
   all: string;
 }
 
-export async function runGitlabCiLocal(cwd: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<GclResult> {
+/** runGitlabCiLocal runs gitlab-ci-local with exactly `env` (its shell jobs inherit it). */
+export async function runGitlabCiLocal(cwd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<GclResult> {
   const result = await execa(process.execPath, [GCL, ...args], {
     cwd,
     env: { ...env, NO_COLOR: "1" },
+    extendEnv: false,
     reject: false,
     all: true,
     stdin: "ignore",
