@@ -1,8 +1,8 @@
 // The `helper` input at its default, `npx --yes niks3-gitlab@<version>`, run for real: `npm pack`
 // makes the package as it would be published, a registry on loopback serves it, and gitlab-ci-local
-// runs the build component twice in one project, each time with a fresh HOME (so npm's default
-// cache is new each time). The first job downloads the helper; the second finds it in npm's cache,
-// which the job keeps in the job's cache, and downloads nothing.
+// runs each component twice in one project, each time with a fresh HOME (so npm's default cache is
+// new each time). The first job downloads the helper; the second finds it in npm's cache, which the
+// job keeps in the job's cache, and downloads nothing.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -64,6 +64,8 @@ const include = (component: string) => [
 ];
 const components = [
   { component: "build", job: "niks3-build", yaml: () => [...include("build"), ""].join("\n") },
+  // The fixture flake has a package that fails on purpose; warm would report it.
+  { component: "warm", job: "niks3-warm", yaml: () => [...include("warm"), "      exclude: packages.broken", ""].join("\n") },
   {
     component: "setup",
     job: "nix-job",
