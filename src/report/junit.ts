@@ -23,10 +23,18 @@ export function xmlSafe(text: string): string {
   return cleaned.length > MAX_TEXT ? `…${cleaned.slice(-MAX_TEXT)}` : cleaned;
 }
 
-/** failureMessage: the line of the log that says what went wrong, for the widget's one-line view. */
+/**
+ * failureMessage: the line of the log that says what went wrong, for the widget's one-line view:
+ * Nix's first `error:` line, else the first other line naming an error. Warnings are passed over,
+ * even those that quote an error ("warning: error: SQLite database … is busy", when Nix waits for a
+ * lock).
+ */
 export function failureMessage(error: string | undefined): string {
   const lines = xmlSafe(error ?? "").split("\n").map((line) => line.trim()).filter(Boolean);
-  const errorLine = lines.find((line) => /\berror\b/i.test(line)) ?? lines.at(-1);
+  const errorLine =
+    lines.find((line) => line.startsWith("error:")) ??
+    lines.find((line) => !line.startsWith("warning:") && /\berror\b/i.test(line)) ??
+    lines.at(-1);
   return errorLine ? errorLine.slice(0, 300) : "the build failed";
 }
 

@@ -12,7 +12,7 @@ import { closureSizes, formatBytes } from "../../src/nix/closure-size.ts";
 import { parsePathInfoJson } from "../../src/nix/path-info.ts";
 import { buildAnnotations } from "../../src/report/annotations.ts";
 import { DOTENV_KEYS, dotenvReport, renderDotenv } from "../../src/report/dotenv.ts";
-import { renderJunit, xmlSafe } from "../../src/report/junit.ts";
+import { failureMessage, renderJunit, xmlSafe } from "../../src/report/junit.ts";
 import { Sections, sectionEnd, sectionStart, type Clock } from "../../src/report/sections.ts";
 import { printResults, type JobSummary } from "../../src/report/summary.ts";
 import { writeReports } from "../../src/report/write.ts";
@@ -129,6 +129,19 @@ describe("JUnit", () => {
     expect(failure["@_message"]).toBe("error: builder for 'x.drv' failed <here> & there");
     expect(failure["#text"]).toBe("error: builder for 'x.drv' failed <here> & there");
     expect(suite.testcase[1]?.["system-out"]).toBe(`out: ${APP}\nclosure size: 520 B\npin: acme-widgets-main-default\npushed: yes`);
+  });
+
+  it.each([
+    { log: "building '/nix/store/x.drv'...\nerror: builder for 'x.drv' failed with exit code 1", message: "error: builder for 'x.drv' failed with exit code 1" },
+    {
+      log: "warning: error: SQLite database '/nix/var/nix/db/db.sqlite' is busy\nbuilding…\nerror: builder for 'x.drv' failed",
+      message: "error: builder for 'x.drv' failed",
+    },
+    { log: "some output\nbuild failed: Error in step 2\nmore output", message: "build failed: Error in step 2" },
+    { log: "warning: error: SQLite database is busy\nthe last line", message: "the last line" },
+    { log: "", message: "the build failed" },
+  ])("the failure's one-line message is the line saying what went wrong: $message", ({ log, message }) => {
+    expect(failureMessage(log)).toBe(message);
   });
 
   it("xmlSafe keeps tabs and newlines, drops what XML 1.0 forbids, and bounds the length", () => {
