@@ -89,8 +89,8 @@ async function install(): Promise<void> {
   rows.push({ figure: "niks3 install, cached", value: `${warm.toFixed(1)} ms`, baseline: `${ms(cold)} (download + verify)`, ratio: `${(warm / cold).toFixed(3)}×`, target: "≤ 50 ms" });
 }
 
-// 3. The build job in gitlab-ci-local against the wiki recipe as a job (../shared/design/
-// gitlab-recipe.md), same flake, same double. As the wiki has it: Nix pulls from the cache through
+// 3. The build job in gitlab-ci-local against the recipe on niks3's wiki page "Using niks3 with
+// GitLab CI", as a job, same flake, same double. As the wiki has it: Nix pulls from the cache through
 // NIX_CONFIG, niks3 is downloaded in every job (here from the double's release server, not GitHub),
 // then `nix build` and `./niks3 push ./result`.
 const recipeJob = (serverUrl: string, installable: string) => `
