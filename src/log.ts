@@ -46,3 +46,8 @@ export function memoryLogger(): Logger & { lines: string[]; text(): string } {
     text: () => lines.join("\n"),
   };
 }
+
+/** plural: "1 path", "2 paths". */
+export function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}

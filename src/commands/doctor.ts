@@ -12,6 +12,7 @@ import type { CommandContext } from "../job/context.ts";
 import { fetchCacheConfig } from "../niks3/cache-config.ts";
 import { resolveSettings, type RawSettings } from "../settings.ts";
 import { probeUploadFacts } from "../upload/probe.ts";
+import { plural } from "../log.ts";
 
 /** Fail fast: a doctor that waits a minute on a dead server helps nobody. */
 const HTTP = { attempts: 2, timeoutMs: 10_000, baseDelayMs: 250 } as const;
@@ -42,6 +43,6 @@ export async function runDoctor(flags: RawSettings, context: CommandContext): Pr
   for (const finding of findings) log.info(formatFinding(finding));
 
   const problems = findings.filter((finding) => finding.level === "problem").length;
-  log.info(problems === 0 ? "doctor: no problems found" : `doctor: ${problems} problem${problems === 1 ? "" : "s"} found`);
+  log.info(problems === 0 ? "doctor: no problems found" : `doctor: ${plural(problems, "problem")} found`);
   return problems === 0 ? ExitCode.ok : ExitCode.failure;
 }

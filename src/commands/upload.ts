@@ -18,6 +18,7 @@ import { formatSeconds } from "../upload/daemon.ts";
 import { endUpload, mergeOutcomes, sessionOf, type UploadJob } from "../upload/session.ts";
 import { loadUploadState, removeUploadState } from "../upload/state.ts";
 import { storeDirOf, validPaths } from "../upload/store-diff.ts";
+import { plural } from "../log.ts";
 
 /** GitLab's default after_script limit (RUNNER_AFTER_SCRIPT_TIMEOUT). */
 const AFTER_SCRIPT_SECONDS = 300;
@@ -83,7 +84,7 @@ export async function runUpload(flags: RawSettings, context: CommandContext): Pr
   const links = await resultLinks(ci.projectDir, job.childEnv);
   const remaining = limitSeconds - (Date.now() - started) / 1000;
   if (links.length > 0 && job.install && settings.token && remaining > 1) {
-    log.info(`pushing the closures of ${links.length} result link${links.length === 1 ? "" : "s"} (${formatSeconds(remaining)} left)`);
+    log.info(`pushing the closures of ${plural(links.length, "result link")} (${formatSeconds(remaining)} left)`);
     const tokenFile = writeTokenFile(settings.token);
     try {
       push = await runPushes([{ paths: links, pin: undefined }], {

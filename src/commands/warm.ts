@@ -8,7 +8,7 @@ import { childEnvOf, prepareJob, type PreparedJob } from "../job/prepare.ts";
 import { pushAfterUpload } from "../job/push.ts";
 import { beginJobUpload, endJobUpload } from "../job/upload.ts";
 import type { CommandContext } from "../job/context.ts";
-import type { Logger } from "../log.ts";
+import { plural, type Logger } from "../log.ts";
 import type { PushOutcome } from "../niks3/push.ts";
 import { runNixBuild, type InstallableResult } from "../nix/build.ts";
 import { discoverOutputs } from "../nix/discover.ts";
@@ -43,7 +43,7 @@ async function discover(settings: Settings, context: CommandContext): Promise<Di
   log.info(
     `warm: the flake ${settings.warmFlake} has ${all.length} outputs for ${found.system}; ${selected.length} selected` +
       (excluded.length ? ` (left out: ${excluded.join(", ")})` : "") +
-      `, ${builds} distinct derivation${builds === 1 ? "" : "s"} to build`,
+      `, ${plural(builds, "distinct derivation")} to build`,
   );
   for (const output of selected.filter((o) => !o.ok)) log.warn(`${output.name} does not evaluate: ${output.error ?? "unknown error"}`);
   const unlisted = found.outputs.filter((o) => !o.ok && o.attr === undefined && o.category !== "formatter").map((o) => o.category);

@@ -5,6 +5,7 @@
 
 import type { CacheConfigResult } from "../niks3/cache-config.ts";
 import { pickUploadMode, type UploadFacts } from "../upload/mode.ts";
+import { plural } from "../log.ts";
 
 export type FindingLevel = "ok" | "info" | "warning" | "problem";
 
@@ -78,7 +79,7 @@ export function checkCacheConfig(serverUrl: string, result: CacheConfigResult): 
       problem("the server advertises no substituter, so jobs cannot pull from the cache", "start niks3-server with --cache-url set to the public URL of its bucket"),
     );
   } else {
-    findings.push(ok(`cache-config: substituter ${substituterUrl}, ${publicKeys.length} public key${publicKeys.length === 1 ? "" : "s"}`));
+    findings.push(ok(`cache-config: substituter ${substituterUrl}, ${plural(publicKeys.length, "public key")}`));
   }
   if (substituterUrl && publicKeys.length === 0) {
     findings.push(

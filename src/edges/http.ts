@@ -11,7 +11,7 @@ import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Dispatcher } from "undici";
 import { Niks3GitlabError } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import { plural, type Logger } from "../log.ts";
 
 /** ProxyEnv: the proxy variables, as curl and undici read them (lowercase wins over uppercase). */
 export interface ProxyEnv {
@@ -93,7 +93,7 @@ export class NetworkError extends Niks3GitlabError {
   readonly url: string;
   constructor(url: string, cause: unknown, attempts: number) {
     const safeUrl = displayUrl(url);
-    super(`niks3: GET ${safeUrl} failed after ${attempts} attempt${attempts === 1 ? "" : "s"}: ${describeError(cause)}`);
+    super(`niks3: GET ${safeUrl} failed after ${plural(attempts, "attempt")}: ${describeError(cause)}`);
     this.url = safeUrl;
     this.cause = cause;
   }

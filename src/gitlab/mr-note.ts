@@ -7,7 +7,8 @@
 import type { CiContext } from "../ci-context.ts";
 import { formatBytes } from "../nix/closure-size.ts";
 import { isForkMergeRequest } from "../policy.ts";
-import { failuresFirst, statusOf, wasPushed, type InstallableSummary, type JobSummary } from "../report/summary.ts";
+import { failuresFirst, wasPushed, type InstallableSummary, type JobSummary } from "../report/summary.ts";
+import { plural } from "../log.ts";
 
 export interface MrNoteTarget {
   /** CI_API_V4_URL, e.g. https://gitlab.example.com/api/v4. */
@@ -80,7 +81,7 @@ function headline(summary: JobSummary): string {
     : push.ok
       ? `pushed ${push.uploaded} new paths (${push.cached} already cached)`
       : "push failed";
-  return `built ${built} of ${total} installable${total === 1 ? "" : "s"}, ${pushed}`;
+  return `built ${built} of ${plural(total, "installable")}, ${pushed}`;
 }
 
 /** renderMrNote: the note's Markdown, marker first, failures first, and where it came from last. */

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { readCiContext, type CiContext } from "../ci-context.ts";
 import type { ProxyEnv } from "../edges/http.ts";
 import { installNiks3, type Niks3Install } from "../install/index.ts";
-import type { Logger } from "../log.ts";
+import { plural, type Logger } from "../log.ts";
 import { MANIFEST } from "../manifest.ts";
 import { fetchCacheConfig, type CacheConfigResult } from "../niks3/cache-config.ts";
 import { writeNixConf } from "../nix/config.ts";
@@ -72,7 +72,7 @@ function configurePull(settings: Settings, cacheConfig: CacheConfigResult, env: 
     return { nixEnv: {}, substituter: undefined };
   }
   const conf = writeNixConf(join(settings.reportDir, "nix"), { substituterUrl, publicKeys }, env);
-  log.info(`pulling from ${substituterUrl} (${publicKeys.length} trusted key${publicKeys.length === 1 ? "" : "s"})`);
+  log.info(`pulling from ${substituterUrl} (${plural(publicKeys.length, "trusted key")})`);
   return { nixEnv: conf.env, substituter: substituterUrl };
 }
 

@@ -1,7 +1,7 @@
 // Pushing what a job built: which paths go in which `niks3 push`, and running them with the token
 // in a 0600 file that exists only while niks3 runs.
 
-import type { Logger } from "../log.ts";
+import { plural, type Logger } from "../log.ts";
 import { pushFailureHint, runPushes, type PushItem, type PushItems, type PushOutcome } from "../niks3/push.ts";
 import type { InstallableResult } from "../nix/build.ts";
 import type { Closures } from "../nix/closure-size.ts";
@@ -77,8 +77,7 @@ async function pushResults(job: PreparedJob, items: PushItems, cwd: string, log:
 async function* announced(items: PushItems, niks3: string, log: Logger): AsyncGenerator<PushItem> {
   for await (const item of items) {
     if (item.paths.length === 0) continue;
-    const count = item.paths.length;
-    log.info(`pushing ${count} store path${count === 1 ? "" : "s"}${item.pin ? ` pinned as ${item.pin}` : ""} with ${niks3}`);
+    log.info(`pushing ${plural(item.paths.length, "store path")}${item.pin ? ` pinned as ${item.pin}` : ""} with ${niks3}`);
     yield item;
   }
 }

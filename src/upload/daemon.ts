@@ -6,7 +6,7 @@
 
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Logger } from "../log.ts";
+import { plural, type Logger } from "../log.ts";
 import { isProcessRunning, signalProcess, startBackground, type BackgroundProcess } from "../edges/proc.ts";
 
 export interface DaemonHandle {
@@ -149,7 +149,7 @@ export async function stopDaemon(handle: DaemonHandle, options: StopDaemonOption
   const beat = async (now: number): Promise<void> => {
     if (now < nextBeat) return;
     const queued = await options.queued?.();
-    const what = queued === undefined ? "" : `: ${queued} path${queued === 1 ? "" : "s"} queued`;
+    const what = queued === undefined ? "" : `: ${plural(queued, "path")} queued`;
     options.log.info(`still uploading (${formatSeconds((now - started) / 1000)})${what}; giving up in ${formatSeconds((options.limitMs - (now - started)) / 1000)}`);
     nextBeat += heartbeatMs;
   };

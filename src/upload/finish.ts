@@ -6,7 +6,7 @@
 import { rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isProcessRunning } from "../edges/proc.ts";
-import type { Logger } from "../log.ts";
+import { plural, type Logger } from "../log.ts";
 import { parseNiks3Log, runPushes, type PushOutcome, type PushRun } from "../niks3/push.ts";
 import { writeTokenFile } from "../token.ts";
 import { countQueue, formatSeconds, startDaemon, stopDaemon, type StopResult } from "./daemon.ts";
@@ -61,8 +61,6 @@ export function isBackingOff(logText: string): boolean {
   const last = [...logText.matchAll(/msg="(Uploading batch|Upload complete[^"]*|Upload failed)"/g)].at(-1)?.[1];
   return last === "Upload failed";
 }
-
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 type DaemonState = NonNullable<UploadSession["state"]["daemon"]>;
 

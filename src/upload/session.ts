@@ -1,8 +1,8 @@
 // Uploading what a job builds, around the build: beginUpload before it (pick the mode and say why,
 // set up the post-build-hook and niks3-hook, or list the store), endUpload after it (drain
-// niks3-hook within a time limit, or push the store diff). The ci command calls both in one process; the setup component calls
-// beginUpload in its before_script and endUpload in its after_script (src/upload/state.ts carries
-// the state between them). The closures of the requested installables are pushed afterwards by the
+// niks3-hook within a time limit, or push the store diff). The ci command calls both in one
+// process; the setup component calls beginUpload in its before_script and endUpload in its
+// after_script (src/upload/state.ts carries the state between them). The closures of the requested installables are pushed afterwards by the
 // caller (src/job/push.ts), whatever the mode.
 
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
@@ -14,7 +14,6 @@ import { processStartTime, runProcess, signalProcess, type BackgroundProcess } f
 import { findOnPath } from "../install/tool-cache.ts";
 import type { Niks3Install } from "../install/index.ts";
 import type { Logger } from "../log.ts";
-import type { PushOutcome } from "../niks3/push.ts";
 import { userConfFiles } from "../nix/config.ts";
 import type { JobPlan } from "../policy.ts";
 import type { Settings } from "../settings.ts";

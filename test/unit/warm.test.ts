@@ -16,7 +16,7 @@ import {
   probeArgs,
   type DiscoveredOutput,
 } from "../../src/nix/discover.ts";
-import { matchBuildJson, type InstallableResult } from "../../src/nix/build.ts";
+import type { InstallableResult } from "../../src/nix/build.ts";
 import { pinNames, planJob } from "../../src/policy.ts";
 import { globToRegExp, selectOutputs, toWarmOutput, uniqueBuilds, warmResults, type WarmOutput } from "../../src/warm/outputs.ts";
 import { isWarmPinOf, stalePins } from "../../src/warm/prune.ts";
