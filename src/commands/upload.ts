@@ -11,10 +11,10 @@ import { readCiContext } from "../ci-context.ts";
 import { ExitCode } from "../errors.ts";
 import type { CommandContext } from "../job/context.ts";
 import { childEnvOf } from "../job/prepare.ts";
-import { runPushes, type PushOutcome } from "../niks3/push.ts";
+import type { PushOutcome } from "../niks3/push.ts";
 import { resolveSettings, type RawSettings } from "../settings.ts";
-import { writeTokenFile } from "../token.ts";
 import { formatSeconds } from "../upload/daemon.ts";
+import { pushNow } from "../upload/finish.ts";
 import { endUpload, mergeOutcomes, sessionOf, type UploadJob } from "../upload/session.ts";
 import { loadUploadState, removeUploadState } from "../upload/state.ts";
 import { storeDirOf, validPaths } from "../upload/store-diff.ts";
@@ -85,21 +85,7 @@ export async function runUpload(flags: RawSettings, context: CommandContext): Pr
   const remaining = limitSeconds - (Date.now() - started) / 1000;
   if (links.length > 0 && job.install && settings.token && remaining > 1) {
     log.info(`pushing the closures of ${plural(links.length, "result link")} (${formatSeconds(remaining)} left)`);
-    const tokenFile = writeTokenFile(settings.token);
-    try {
-      push = await runPushes([{ paths: links, pin: undefined }], {
-        niks3: job.install.niks3,
-        serverUrl: settings.serverUrl,
-        tokenPath: tokenFile.path,
-        debug: settings.debug,
-        timeoutSeconds: remaining,
-        env: job.childEnv,
-        cwd: context.cwd,
-        log,
-      });
-    } finally {
-      tokenFile.remove();
-    }
+    push = await pushNow(links, job, { cwd: context.cwd, log, limitSeconds: remaining });
   }
   const total = mergeOutcomes(stream, push);
   if (!total || total.ok) {

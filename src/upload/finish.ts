@@ -124,7 +124,7 @@ async function drainDaemon(session: UploadSession, daemon: DaemonState, job: Upl
 }
 
 /** pushNow pushes `paths` (their closures) with niks3, in chunks, within the time limit. */
-async function pushNow(paths: readonly string[], job: UploadJob, options: EndOptions): Promise<PushOutcome> {
+export async function pushNow(paths: readonly string[], job: UploadJob, options: Pick<EndOptions, "cwd" | "log" | "limitSeconds">): Promise<PushOutcome> {
   if (!job.install || !job.settings.token) {
     return { ok: false, uploaded: 0, cached: 0, pinned: [], error: "no niks3 or no NIKS3_TOKEN to push with", runs: [] };
   }
