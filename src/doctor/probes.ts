@@ -3,9 +3,9 @@
 // (decoded, never printed whole). Who we are and what Nix trusts is probed as the jobs probe it
 // (src/upload/probe.ts).
 
-import { accessSync, constants } from "node:fs";
 import { jwtDecode } from "jwt-decode";
 import { runProcess } from "../edges/proc.ts";
+import { findOnPath } from "../install/tool-cache.ts";
 import { describeError, getText, type HttpOptions } from "../edges/http.ts";
 import type { HealthFacts, NixFacts, TokenFacts } from "./checks.ts";
 
@@ -15,15 +15,8 @@ export async function probeNix(env: NodeJS.ProcessEnv): Promise<NixFacts> {
     const reason = result.exitCode === 127 ? "command not found" : `nix --version exited with ${result.exitCode}`;
     return { found: false, reason };
   }
-  const which = (env.PATH ?? "").split(":").find((dir) => {
-    try {
-      accessSync(`${dir}/nix`, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  return { found: true, version: result.stdout.trim().split("\n")[0] ?? "nix", path: which ? `${which}/nix` : undefined };
+  const path = await findOnPath(env.PATH ?? "", "nix");
+  return { found: true, version: result.stdout.trim().split("\n")[0] ?? "nix", path };
 }
 
 export async function probeHealth(serverUrl: string, http: HttpOptions): Promise<HealthFacts> {

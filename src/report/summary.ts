@@ -93,11 +93,6 @@ export function printPlan(log: Logger, plan: JobPlan, serverUrl: string): void {
   for (const notice of plan.notices) log.info(`notice: ${notice}`);
 }
 
-/** statusOf: the word the table, the JUnit and the MR note use for an installable. */
-export function statusOf(row: InstallableSummary): "built" | "FAILED" {
-  return row.ok ? "built" : "FAILED";
-}
-
 /** failuresFirst orders installables as every report lists them: failed ones first, then in input order. */
 export function failuresFirst(rows: readonly InstallableSummary[]): InstallableSummary[] {
   return [...rows].sort((a, b) => Number(a.ok) - Number(b.ok));
@@ -135,7 +130,7 @@ export function printResults(log: Logger, summary: JobSummary): void {
   for (const row of failuresFirst(summary.installables)) {
     const paths = Object.values(row.outputs);
     const size = row.closure_size === undefined ? "-" : formatBytes(row.closure_size);
-    rows.push([row.installable, statusOf(row), row.ok ? size : "-", row.pin ?? "-", (row.ok ? paths[0] : undefined) ?? "-"]);
+    rows.push([row.installable, row.ok ? "built" : "FAILED", row.ok ? size : "-", row.pin ?? "-", (row.ok ? paths[0] : undefined) ?? "-"]);
     if (row.ok) for (const path of paths.slice(1)) rows.push(["", "", "", "", path]);
   }
   for (const line of table(rows)) log.info(line.trimEnd());

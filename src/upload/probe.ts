@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { runProcess } from "../edges/proc.ts";
 import { NIX_FEATURES } from "../nix/build.ts";
 import type { UploadFacts } from "./mode.ts";
+import { storeDirOf } from "./store-diff.ts";
 
 export interface NixSettings {
   store: string | undefined;
@@ -69,7 +70,7 @@ async function readNixSettings(env: NodeJS.ProcessEnv): Promise<NixSettings & { 
 
 /** probeUploadFacts gathers the facts once, before anything is built. */
 export async function probeUploadFacts(env: NodeJS.ProcessEnv, niks3Hook: string | undefined): Promise<UploadFacts> {
-  const storeDir = env.NIX_STORE_DIR || "/nix/store";
+  const storeDir = storeDirOf(env);
   const stateDir = env.NIX_STATE_DIR || "/nix/var/nix";
   const [settings, storeOk, dbOk] = await Promise.all([readNixSettings(env), writable(storeDir), writable(join(stateDir, "db"))]);
   const user = userInfo().username;
