@@ -12,7 +12,6 @@ export interface PinsCallInput {
   debug?: boolean;
 }
 
-
 export function niks3PinsListArgs(input: PinsCallInput): string[] {
   return ["pins", "list", ...niks3CommonArgs(input), "--json"];
 }
