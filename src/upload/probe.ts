@@ -1,7 +1,6 @@
 // Probing the facts the upload mode is picked from (src/upload/mode.ts): who we are, whether Nix
-// builds in this process's store, and Nix's trusted-users. Runs `nix config show --json` (Nix ≥
-// 2.20) and `nix show-config --json` (older Nix, 2.8 included) side by side, and `id -Gn` only
-// when trusted-users names a group.
+// builds in this process's store, and Nix's trusted-users. Runs `nix show-config --json` (or
+// `nix config show --json` where that is gone), and `id -Gn` only when trusted-users names a group.
 
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
@@ -45,25 +44,27 @@ async function writable(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * The spellings of Nix's settings command, tried in turn. Every Nix and Lix in use knows
+ * `show-config` (since 2.20 a deprecated alias of `config show`, which warns on stderr); a Nix
+ * without the alias costs one more start. Not both at once: each Nix start takes a core while the
+ * helper is still loading, on the way to the build.
+ */
+const SETTINGS_COMMANDS = [["show-config"], ["config", "show"]];
+
 async function readNixSettings(env: NodeJS.ProcessEnv): Promise<NixSettings & { error?: string }> {
-  // Both spellings start at once (Nix before 2.20 knows only the second, later ones keep it as an
-  // alias); the first in this order that answers wins.
-  const attempts = [["config", "show", ...NIX_FEATURES, "--json"], ["show-config", ...NIX_FEATURES, "--json"]].map(async (args) => ({
-    args,
-    result: await runProcess("nix", args, { env }),
-  }));
   let last = "";
-  for (const attempt of attempts) {
-    const { args, result } = await attempt;
+  for (const command of SETTINGS_COMMANDS) {
+    const result = await runProcess("nix", [...command, ...NIX_FEATURES, "--json"], { env });
     if (result.exitCode === 0) {
       try {
         return parseNixConfigJson(result.stdout);
       } catch {
-        last = `nix ${args[0]} printed no JSON`;
+        last = `nix ${command.join(" ")} printed no JSON`;
         continue;
       }
     }
-    last = result.stderr.trim().split("\n").at(-1) || `nix ${args[0]} exited with code ${result.exitCode}`;
+    last = result.stderr.trim().split("\n").at(-1) || `nix ${command.join(" ")} exited with code ${result.exitCode}`;
   }
   return { store: undefined, trustedUsers: undefined, error: last };
 }

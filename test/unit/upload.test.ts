@@ -10,7 +10,7 @@ import { uploadLimitSeconds } from "../../src/commands/upload.ts";
 import { isBackingOff, lastUploadError, mergeOutcomes } from "../../src/upload/finish.ts";
 import { builtPaths, hasBuilt, niks3HookServeArgs, pendingSends, sendErrors, shellWord, tokenScriptCommand, writeHookFiles } from "../../src/upload/hook.ts";
 import { describeMode, pickUploadMode, type UploadFacts, type UploadModeInput } from "../../src/upload/mode.ts";
-import { parseNixConfigJson } from "../../src/upload/probe.ts";
+import { parseNixConfigJson, probeUploadFacts } from "../../src/upload/probe.ts";
 import { envFileText } from "../../src/upload/state.ts";
 import { isPushCandidate, newEntries } from "../../src/upload/store-diff.ts";
 import { tokenScriptOutput } from "../../src/upload/token-script.ts";
@@ -69,6 +69,44 @@ describe("parsers", () => {
     expect(isBackingOff(failed)).toBe(true);
     expect(isBackingOff(`${failed}\nlevel=INFO msg="Uploading batch" count=2`)).toBe(false);
     expect(isBackingOff(`${failed}\nlevel=INFO msg="Uploading batch" count=2\nlevel=INFO msg="Upload complete. (1s)"`)).toBe(false);
+  });
+});
+
+describe("reading Nix's settings", () => {
+  /** A fake nix that knows only the commands given (their JSON answers), logging each call. */
+  function fakeNix(spellings: Record<string, string>): { env: NodeJS.ProcessEnv; calls: () => string[] } {
+    const dir = mkdtempSync(join(tmpdir(), "niks3-fake-nix-"));
+    const calls = join(dir, "calls");
+    const cases = Object.entries(spellings).map(([spelling, json]) => `  "${spelling}") echo '${json}' ;;`);
+    writeFileSync(
+      join(dir, "nix"),
+      ["#!/bin/sh", `echo "$*" >> ${calls}`, 'case "$1" in', ...cases, `  *) echo "error: '$1' is not a recognised command" >&2; exit 1 ;;`, "esac", ""].join("\n"),
+    );
+    chmodSync(join(dir, "nix"), 0o755);
+    const read = () => (existsSync(calls) ? readFileSync(calls, "utf8").trim().split("\n") : []);
+    return { env: { PATH: `${dir}:/usr/bin:/bin`, NIX_STORE_DIR: dir }, calls: read };
+  }
+  const daemonSettings = JSON.stringify({ store: { value: "daemon" }, "trusted-users": { value: ["root", "@ci"] } });
+
+  it("asks show-config, which every Nix in use knows, and nothing else when it answers", async () => {
+    const nix = fakeNix({ "show-config": daemonSettings, config: daemonSettings });
+    const facts = await probeUploadFacts(nix.env, undefined);
+    expect(facts).toMatchObject({ store: "daemon", trustedUsers: ["root", "@ci"] });
+    expect(nix.calls().map((call) => call.split(" ")[0])).toEqual(["show-config"]);
+  });
+
+  it("falls back to config show on a Nix without the show-config alias", async () => {
+    const nix = fakeNix({ config: daemonSettings });
+    const facts = await probeUploadFacts(nix.env, undefined);
+    expect(facts).toMatchObject({ store: "daemon", trustedUsers: ["root", "@ci"] });
+    expect(facts.probeError).toBeUndefined();
+    expect(nix.calls().map((call) => call.split(" ")[0])).toEqual(["show-config", "config"]);
+  });
+
+  it("says why when neither spelling answers (the upload mode then says it could not read them)", async () => {
+    const nix = fakeNix({});
+    const facts = await probeUploadFacts(nix.env, undefined);
+    expect(facts).toMatchObject({ store: undefined, trustedUsers: undefined, probeError: "error: 'config' is not a recognised command" });
   });
 });
 
