@@ -3,6 +3,7 @@
 
 import * as nodeModule from "node:module";
 import { join } from "node:path";
+import { readCiContext } from "./ci-context.ts";
 import { Niks3GitlabError, ExitCode } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { buildProgram } from "./cli.ts";
@@ -36,11 +37,12 @@ process.on("SIGTERM", (signal) => void onCancel(signal));
 process.on("SIGINT", (signal) => void onCancel(signal));
 process.on("exit", removeTokenFiles);
 
-// V8 keeps the compiled helper next to the cached niks3 binary (the templates' `cache:`), so later
-// jobs skip most of the parse and compile of the bundle. Elsewhere Node's default place is used.
-if (process.env.GITLAB_CI === "true" && process.env.CI_PROJECT_DIR) {
+// In a job, V8 keeps the compiled helper next to the cached niks3 binary (the templates' `cache:`),
+// so later jobs skip most of the parse and compile of the bundle.
+const ci = readCiContext(process.env, process.cwd());
+if (ci.inCi) {
   // enableCompileCache arrived in Node 22.1.
-  nodeModule.enableCompileCache?.(join(process.env.CI_PROJECT_DIR, ".niks3-gitlab", "cache", "node-compile-cache"));
+  nodeModule.enableCompileCache?.(join(ci.projectDir, ".niks3-gitlab", "cache", "node-compile-cache"));
 }
 
 async function main(): Promise<void> {

@@ -2,10 +2,10 @@
 // makes the package as it would be published, a registry on loopback serves it, and gitlab-ci-local
 // runs each component twice in one project, each time with a fresh HOME (so npm's default cache is
 // new each time). The first job downloads the helper; the second finds it in npm's cache, which the
-// job keeps in the job's cache, and downloads nothing.
+// job keeps in the job's cache, and downloads nothing. V8's compile cache of the helper is kept there too.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -88,6 +88,8 @@ describe("the helper as published, through npx", () => {
     expect(first.all).toMatch(new RegExp(`PASS\\s+${job}`));
     expect(first.all).toContain("niks3: pipeline: default branch");
     expect(registry.tarballDownloads - downloadsBefore).toBe(1);
+    // V8's compile of the helper is kept there too (gitlab-ci-local, unlike GitLab, sets GITLAB_CI=false).
+    expect(readdirSync(join(project.dir, ".niks3-gitlab", "cache", "node-compile-cache"), { recursive: true }).length).toBeGreaterThan(1);
 
     const second = await run();
     expect(second.exitCode, second.all).toBe(0);
