@@ -69,12 +69,25 @@ async function readNixSettings(env: NodeJS.ProcessEnv): Promise<NixSettings & { 
   return { store: undefined, trustedUsers: undefined, error: last };
 }
 
+/**
+ * nixUserName: the name the Nix daemon matches against trusted-users. That is the passwd name, or
+ * the uid where /etc/passwd has no entry for it (a container run with a bare `--user 1000`), where
+ * Node's userInfo() throws.
+ */
+function nixUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? "");
+  }
+}
+
 /** probeUploadFacts gathers the facts once, before anything is built. */
 export async function probeUploadFacts(env: NodeJS.ProcessEnv, niks3Hook: string | undefined): Promise<UploadFacts> {
   const storeDir = storeDirOf(env);
   const stateDir = env.NIX_STATE_DIR || "/nix/var/nix";
   const [settings, storeOk, dbOk] = await Promise.all([readNixSettings(env), writable(storeDir), writable(join(stateDir, "db"))]);
-  const user = userInfo().username;
+  const user = nixUserName();
   let groups: string[] = [];
   if (settings.trustedUsers?.some((entry) => entry.startsWith("@"))) {
     const id = await runProcess("id", ["-Gn"], { env });

@@ -4,9 +4,9 @@
 
 import { createHash } from "node:crypto";
 import { buildSync } from "esbuild";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tar from "tar";
 
@@ -47,29 +47,49 @@ function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-function shims(): Record<string, string> {
+/** Where the shims find node and the bundled doubles (this process's node and the repo's cache by default). */
+interface ShimPaths {
+  node: string;
+  double: (entry: string) => string;
+}
+const HERE: ShimPaths = { node: process.execPath, double: bundledDouble };
+
+function shims(paths: ShimPaths = HERE): Record<string, string> {
   const notYet = (name: string): string =>
     `#!/bin/sh\necho "${name}: not implemented in the niks3 test double yet" >&2\nexit 1\n`;
   return {
-    niks3: `#!/bin/sh\nexec ${shQuote(process.execPath)} ${shQuote(bundledDouble(NIKS3_CLI))} "$@"\n`,
+    niks3: `#!/bin/sh\nexec ${shQuote(paths.node)} ${shQuote(paths.double(NIKS3_CLI))} "$@"\n`,
     // node:sqlite (the queue) warns that it is experimental; the real binary prints no such line.
-    "niks3-hook": `#!/bin/sh\nexec ${shQuote(process.execPath)} --disable-warning=ExperimentalWarning ${shQuote(bundledDouble(NIKS3_HOOK))} "$@"\n`,
+    "niks3-hook": `#!/bin/sh\nexec ${shQuote(paths.node)} --disable-warning=ExperimentalWarning ${shQuote(paths.double(NIKS3_HOOK))} "$@"\n`,
     "niks3-server": notYet("niks3-server"),
   };
 }
 
 /**
  * writeNiks3Bin writes executable `niks3` and `niks3-hook` shims into `dir`; both run their double
- * with this process's node (Node 22).
+ * with `paths.node` (this process's node, Node 22, by default).
  */
-export function writeNiks3Bin(dir: string): { niks3: string; niks3Hook: string } {
-  const all = shims();
+export function writeNiks3Bin(dir: string, paths: ShimPaths = HERE): { niks3: string; niks3Hook: string } {
+  const all = shims(paths);
   for (const name of ["niks3", "niks3-hook"] as const) {
     const path = join(dir, name);
     writeFileSync(path, all[name] ?? "");
     chmodSync(path, 0o755);
   }
   return { niks3: join(dir, "niks3"), niks3Hook: join(dir, "niks3-hook") };
+}
+
+/**
+ * writePortableNiks3Bin: the shims with node and the bundled doubles beside them in `dir`, for a
+ * test that runs as another user, who may not reach this checkout.
+ */
+export function writePortableNiks3Bin(dir: string, node: string): { niks3: string; niks3Hook: string } {
+  const double = (entry: string) => {
+    const copy = join(dir, basename(bundledDouble(entry)));
+    copyFileSync(bundledDouble(entry), copy);
+    return copy;
+  };
+  return writeNiks3Bin(dir, { node, double });
 }
 
 /** makeReleaseArchive returns a tar.gz like goreleaser's for `platformAsset`, holding the shims. */
