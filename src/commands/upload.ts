@@ -11,6 +11,7 @@ import { readCiContext } from "../ci-context.ts";
 import { ExitCode } from "../errors.ts";
 import type { CommandContext } from "../job/context.ts";
 import { childEnvOf } from "../job/prepare.ts";
+import { plural } from "../log.ts";
 import type { PushOutcome } from "../niks3/push.ts";
 import { resolveSettings, type RawSettings } from "../settings.ts";
 import { formatSeconds } from "../upload/daemon.ts";
@@ -18,7 +19,6 @@ import { pushNow } from "../upload/finish.ts";
 import { endUpload, mergeOutcomes, sessionOf, type UploadJob } from "../upload/session.ts";
 import { loadUploadState, removeUploadState } from "../upload/state.ts";
 import { storeDirOf, validPaths } from "../upload/store-diff.ts";
-import { plural } from "../log.ts";
 
 /** GitLab's default after_script limit (RUNNER_AFTER_SCRIPT_TIMEOUT). */
 const AFTER_SCRIPT_SECONDS = 300;

@@ -2,8 +2,8 @@
 // set up the post-build-hook and niks3-hook, or list the store), endUpload after it (drain
 // niks3-hook within a time limit, or push the store diff). The ci command calls both in one
 // process; the setup component calls beginUpload in its before_script and endUpload in its
-// after_script (src/upload/state.ts carries the state between them). The closures of the requested installables are pushed afterwards by the
-// caller (src/job/push.ts), whatever the mode.
+// after_script (src/upload/state.ts carries the state between them). The closures of the
+// requested installables are pushed afterwards by the caller (src/job/push.ts), whatever the mode.
 
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -85,8 +85,9 @@ export function writeNiks3Bin(dir: string, paths: ShimPaths = HERE): { niks3: st
  */
 export function writePortableNiks3Bin(dir: string, node: string): { niks3: string; niks3Hook: string } {
   const double = (entry: string) => {
-    const copy = join(dir, basename(bundledDouble(entry)));
-    copyFileSync(bundledDouble(entry), copy);
+    const bundle = bundledDouble(entry);
+    const copy = join(dir, basename(bundle));
+    copyFileSync(bundle, copy);
     return copy;
   };
   return writeNiks3Bin(dir, { node, double });
