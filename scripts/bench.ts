@@ -151,7 +151,9 @@ async function gclJob(job: string, fixture: Fixture): Promise<{ wallMs: number; 
   const start = performance.now();
   const result = await runGitlabCiLocal(project.dir, args, { ...env, ...fixture.env });
   const wallMs = performance.now() - start;
-  if (result.exitCode !== 0) throw new Error(`bench: job ${job} failed:\n${result.all}`);
+  // gitlab-ci-local exits 0 when a job that may fail with some exit codes (the component's
+  // allow_failure: exit_codes) fails with another: only its PASS line says the job passed.
+  if (result.exitCode !== 0 || !new RegExp(`PASS\\s+${job}\\b`).test(result.all)) throw new Error(`bench: job ${job} failed:\n${result.all}`);
   if (existsSync(cacheDir)) cpSync(cacheDir, jobCache, { recursive: true });
   return { wallMs, dir: project.dir, output: result.all };
 }
