@@ -116,8 +116,12 @@ noop:
 // (here gitlab-ci-local saving the reports). A helper that builds and then pushes cannot take less
 // (only uploading while building can), and what the build job takes over this one is its own.
 const FLOOR_JOB = "build-and-push-only";
+const floorScripts = new Map<string, string>();
 const floorScript = (serverUrl: string, installable: string) => {
+  const known = floorScripts.get(installable);
+  if (known) return known;
   const path = join(mkdtempSync(join(tmpdir(), "niks3-bench-floor-")), "build-and-push-only.sh");
+  floorScripts.set(installable, path);
   const { build, push } = recipeSteps(serverUrl, installable, "niks3");
   const reports = { "summary.json": "{}", "junit.xml": "<testsuites/>", "annotations.json": "{}", "niks3.env": "NIKS3_PUSHED=true" };
   writeFileSync(
