@@ -54,8 +54,26 @@ describe("component.yml drift", () => {
     expect(defaultOf("setup", "as")).toMatch(/^\./);
     expect(job).not.toHaveProperty("script");
     expect(job).not.toHaveProperty("allow_failure");
-    expect(JSON.stringify(job.before_script)).toContain("$NIKS3_HELPER setup");
-    expect(JSON.stringify(job.after_script)).toContain("$NIKS3_HELPER upload");
+    expect(job.before_script).toContain("niks3_helper setup");
+    expect(job.after_script).toContain("niks3_helper upload");
+  });
+
+  // Components cannot share a file, so each template carries the shell that runs the helper
+  // (and bootstraps Node through Nix); the copies must not drift apart.
+  const HELPER_FUNCTION = /^# niks3_helper runs the helper[\s\S]*\nniks3_helper\(\) \{\n[\s\S]*\n\}\n$/;
+  const scriptsOf = (name: string): string[] => {
+    const job = Object.values(readComponentSpec(templatePath(name), name).body)[0] as Record<string, unknown>;
+    return ["before_script", "script", "after_script"].flatMap((key) => (job[key] as string[] | undefined) ?? []);
+  };
+
+  it("every template runs the helper through the same niks3_helper function", () => {
+    const definitions = MANIFEST_COMPONENTS.flatMap((name) => scriptsOf(name).filter((line) => HELPER_FUNCTION.test(line)));
+    // setup defines it twice: before_script and after_script run in shells of their own.
+    expect(definitions).toHaveLength(MANIFEST_COMPONENTS.length + 1);
+    expect(new Set(definitions).size).toBe(1);
+    expect(scriptsOf("build")).toContain("niks3_helper ci");
+    expect(scriptsOf("warm")).toContain("niks3_helper warm");
+    for (const name of MANIFEST_COMPONENTS) expect(scriptsOf(name).join("\n")).not.toMatch(/\$NIKS3_HELPER (ci|warm|setup|upload)/);
   });
 
   it("the README's include examples use this version of each component", () => {
