@@ -1,60 +1,23 @@
-// The `helper` input at its default, `npx --yes niks3-gitlab@<version>`, run for real: `npm pack`
+// The `helper` input at its default, `niks3_npx niks3-gitlab@<version>`, run for real: `npm pack`
 // makes the package as it would be published, a registry on loopback serves it, and gitlab-ci-local
 // runs each component twice in one project, each time with a fresh HOME (so npm's default cache is
-// new each time). The first job downloads the helper; the second finds it in npm's cache, which the
-// job keeps in the job's cache, and downloads nothing. V8's compile cache of the helper is kept there too.
-import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+// new each time). The first job installs the helper into the job's cache; the second starts it from
+// there and asks the registry nothing. V8's compile cache of the helper is kept there too.
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COMPONENT_PROJECT, makeConsumerProject, runPipeline } from "../helpers/gitlab-ci-local.ts";
 import { makeFixtureFlake } from "../helpers/nix.ts";
-import { REPO_ROOT } from "../helpers/repo.ts";
+import { PACKAGE as pkg, startPackageRegistry, type PackageRegistry } from "../helpers/npm-registry.ts";
 import { useNiks3TestBed } from "../helpers/test-bed.ts";
 
 const bed = useNiks3TestBed();
-const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { name: string; version: string; bin: Record<string, string>; engines: Record<string, string> };
-
-/** A registry with one package at one version; it counts the tarball downloads. */
-interface Registry {
-  url: string;
-  tarballDownloads: number;
-}
-
-let server: Server;
-const registry: Registry = { url: "", tarballDownloads: 0 };
-
+let registry: PackageRegistry;
 beforeAll(async () => {
-  const packDir = mkdtempSync(join(tmpdir(), "niks3-pack-"));
-  const file = execFileSync("npm", ["pack", "--silent", "--pack-destination", packDir], { cwd: REPO_ROOT, encoding: "utf8" }).trim().split("\n").at(-1) ?? "";
-  const tarball = readFileSync(join(packDir, file));
-  const tarballPath = `/${pkg.name}/-/${pkg.name}-${pkg.version}.tgz`;
-  server = createServer((req, res) => {
-    if (req.url === `/${pkg.name}`) {
-      const dist = {
-        tarball: `${registry.url}${tarballPath}`,
-        integrity: `sha512-${createHash("sha512").update(tarball).digest("base64")}`,
-        shasum: createHash("sha1").update(tarball).digest("hex"),
-      };
-      const version = { name: pkg.name, version: pkg.version, bin: pkg.bin, engines: pkg.engines, dist };
-      res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ name: pkg.name, "dist-tags": { latest: pkg.version }, versions: { [pkg.version]: version } }));
-    } else if (req.url === tarballPath) {
-      registry.tarballDownloads++;
-      res.end(tarball);
-    } else {
-      res.statusCode = 404;
-      res.end("{}");
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  registry.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  registry = await startPackageRegistry();
 });
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => registry.close());
 
 const include = (component: string) => [
   "include:",
@@ -74,26 +37,55 @@ const components = [
   },
 ];
 
-describe("the helper as published, through npx", () => {
-  it.each(components)("$component: the first job downloads it from the registry; the next one runs it from the job's cache", async ({ job, yaml }) => {
+// `npm test` exports its own npm_* settings (the local project among them): a job has none.
+const jobEnv = () => ({ ...Object.fromEntries(Object.entries(bed.env()).filter(([name]) => !/^npm_/i.test(name))), HOME: mkdtempSync(join(tmpdir(), "niks3-home-")) });
+const jobVariables = { CI_SERVER_URL: "https://gitlab.example.com", NIKS3_TOKEN: bed.token, CI_COMMIT_REF_PROTECTED: "true" };
+const packagesDir = (projectDir: string) => join(projectDir, ".niks3-gitlab", "cache", "npm-packages");
+
+describe("the helper as published, installed into the job's cache", () => {
+  it.each(components)("$component: the first job installs it from the registry; the next one starts it from the job's cache without asking the registry", async ({ job, yaml }) => {
     const project = makeConsumerProject({ ".gitlab-ci.yml": yaml() }, { flakeDir: makeFixtureFlake().dir });
-    const variables = { CI_SERVER_URL: "https://gitlab.example.com", NIKS3_TOKEN: bed.token, CI_COMMIT_REF_PROTECTED: "true", npm_config_registry: registry.url };
-    // `npm test` exports its own npm_* settings (the local project among them): a job has none.
-    const env = Object.fromEntries(Object.entries(bed.env()).filter(([name]) => !/^npm_/i.test(name)));
-    const run = () => runPipeline(project, { variables, jobs: [job] }, { ...env, HOME: mkdtempSync(join(tmpdir(), "niks3-home-")) });
+    const run = () => runPipeline(project, { variables: { ...jobVariables, npm_config_registry: registry.url }, jobs: [job] }, jobEnv());
     const downloadsBefore = registry.tarballDownloads;
 
     const first = await run();
     expect(first.exitCode, first.all).toBe(0);
     expect(first.all).toMatch(new RegExp(`PASS\\s+${job}`));
     expect(first.all).toContain("niks3: pipeline: default branch");
+    expect(first.all).toContain(`niks3: installing ${pkg.name}@${pkg.version} into the job's cache`);
     expect(registry.tarballDownloads - downloadsBefore).toBe(1);
     // V8's compile of the helper is kept there too (gitlab-ci-local, unlike GitLab, sets GITLAB_CI=false).
     expect(readdirSync(join(project.dir, ".niks3-gitlab", "cache", "node-compile-cache"), { recursive: true }).length).toBeGreaterThan(1);
 
+    const requestsBefore = registry.requests;
     const second = await run();
     expect(second.exitCode, second.all).toBe(0);
     expect(second.all).toMatch(new RegExp(`PASS\\s+${job}`));
+    expect(second.all).not.toContain("niks3: installing");
+    expect(registry.requests - requestsBefore).toBe(0);
+  });
+
+  it("replaces another version, and what a cancelled install left, with this one", async () => {
+    const project = makeConsumerProject({ ".gitlab-ci.yml": components[0]!.yaml() }, { flakeDir: makeFixtureFlake().dir });
+    const oldBin = join(packagesDir(project.dir), `${pkg.name}@0.0.1`, "node_modules", ".bin");
+    mkdirSync(oldBin, { recursive: true });
+    writeFileSync(join(oldBin, pkg.name), "#!/bin/sh\nexit 99\n");
+    chmodSync(join(oldBin, pkg.name), 0o755);
+    mkdirSync(join(packagesDir(project.dir), "partial", "node_modules", pkg.name), { recursive: true });
+
+    const result = await runPipeline(project, { variables: { ...jobVariables, npm_config_registry: registry.url }, jobs: ["niks3-build"] }, jobEnv());
+    expect(result.exitCode, result.all).toBe(0);
+    expect(result.all).toMatch(/PASS\s+niks3-build/);
+    expect(readdirSync(packagesDir(project.dir))).toEqual([`${pkg.name}@${pkg.version}`]);
+  });
+
+  it("installs through the registry that the project's .npmrc names, as npx would", async () => {
+    const project = makeConsumerProject({ ".gitlab-ci.yml": components[0]!.yaml(), ".npmrc": `registry=${registry.url}/\n` }, { flakeDir: makeFixtureFlake().dir });
+    const downloadsBefore = registry.tarballDownloads;
+    const result = await runPipeline(project, { variables: jobVariables, jobs: ["niks3-build"] }, jobEnv());
+    expect(result.exitCode, result.all).toBe(0);
+    expect(result.all).toMatch(/PASS\s+niks3-build/);
     expect(registry.tarballDownloads - downloadsBefore).toBe(1);
+    expect(existsSync(join(packagesDir(project.dir), `${pkg.name}@${pkg.version}`, "node_modules", ".bin", pkg.name))).toBe(true);
   });
 });

@@ -26,14 +26,14 @@ describe("component.yml drift", () => {
     expect(HELPER_VERSION).toBe(pkg.version);
   });
 
-  it("the package depends on nothing at run time: dist/ is bundled, so npx fetches the helper alone", () => {
+  it("the package depends on nothing at run time: dist/ is bundled, so the first job fetches the helper alone", () => {
     expect(pkg.dependencies ?? {}).toEqual({});
   });
 
   it.each(MANIFEST_COMPONENTS)("%s: image, niks3 version and helper defaults come from the manifest", (name) => {
     expect(defaultOf(name, "image")).toBe(MANIFEST.default_image);
     expect(defaultOf(name, "niks3_version")).toBe(MANIFEST.niks3.version);
-    expect(defaultOf(name, "helper")).toBe(`npx --yes ${MANIFEST.package}@${pkg.version}`);
+    expect(defaultOf(name, "helper")).toBe(`niks3_npx ${MANIFEST.package}@${pkg.version}`);
   });
 
   // setup is a hidden job for the user's own script: its exit code is the user's, and its upload
