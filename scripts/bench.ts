@@ -12,6 +12,7 @@ import { makeReleaseFiles, writeNiks3Bin } from "../test/doubles/niks3-bin.ts";
 import { COMPONENT_PROJECT, makeConsumerProject, runGitlabCiLocal } from "../test/helpers/gitlab-ci-local.ts";
 import { closureOf, deleteFromStore, makeFixtureFlake, nixEnv, testNixConfDir } from "../test/helpers/nix.ts";
 import { BUNDLE } from "../test/helpers/repo.ts";
+import { PACKAGE, startPackageRegistry } from "../test/helpers/npm-registry.ts";
 import { makeUploadFlake } from "../test/helpers/upload.ts";
 import { benchUpload } from "./bench-upload.ts";
 import { makeToken } from "../test/helpers/token.ts";
@@ -60,7 +61,10 @@ const RECIPE_NIKS3_VERSION = "9.8.7";
 server.serveRelease(RECIPE_NIKS3_VERSION, makeReleaseFiles());
 const binDir = mkdtempSync(join(tmpdir(), "niks3-bench-bin-"));
 writeNiks3Bin(binDir);
-const env = { ...nixEnv(confDir), PATH: `${binDir}:${process.env.PATH}` };
+// `npm run bench` exports npm_* settings of its own (npm's cache among them): a job has none.
+const env = { ...Object.fromEntries(Object.entries(nixEnv(confDir)).filter(([name]) => !/^npm_/i.test(name))), PATH: `${binDir}:${process.env.PATH}` };
+/** The helper as published, for the jobs' default `helper`. */
+const registry = await startPackageRegistry();
 
 // 2. niks3 install: cold (download + verify from a local server) against warm (cached).
 async function install(): Promise<void> {
@@ -138,12 +142,21 @@ const floorScript = (serverUrl: string, installable: string) => {
   );
   return path;
 };
+// The build job runs the helper as users get it by default: installed from the registry into the
+// job's cache (by the warm-up run below), then started from there. The npx job starts it with
+// `npx --yes` in every job instead, as the templates did before.
+const NPX_JOB = "niks3-build-npx";
 const componentInclude = (serverUrl: string, installable: string) => `include:
   - component: $CI_SERVER_FQDN/${COMPONENT_PROJECT}/build@$CI_COMMIT_SHA
     inputs:
       server_url: ${serverUrl}
       installables: ${installable}
-      helper: ${process.execPath} ${BUNDLE}
+  - component: $CI_SERVER_FQDN/${COMPONENT_PROJECT}/build@$CI_COMMIT_SHA
+    inputs:
+      as: ${NPX_JOB}
+      server_url: ${serverUrl}
+      installables: ${installable}
+      helper: npx --yes ${PACKAGE.name}@${PACKAGE.version}
   - component: $CI_SERVER_FQDN/${COMPONENT_PROJECT}/build@$CI_COMMIT_SHA
     inputs:
       as: ${FLOOR_JOB}
@@ -172,8 +185,8 @@ async function gclJob(job: string, fixture: Fixture): Promise<{ wallMs: number; 
     { flakeDir: flake.dir },
   );
   const cacheDir = join(project.dir, ".niks3-gitlab", "cache");
-  cpSync(jobCache, cacheDir, { recursive: true });
-  const variables = { CI_PROJECT_DIR: project.dir, NIKS3_TOKEN: token, CI_COMMIT_REF_PROTECTED: "true" };
+  cpSync(jobCache, cacheDir, { recursive: true, verbatimSymlinks: true });
+  const variables = { CI_PROJECT_DIR: project.dir, NIKS3_TOKEN: token, CI_COMMIT_REF_PROTECTED: "true", npm_config_registry: registry.url };
   const args = [
     "--force-shell-executor",
     "--ignore-predefined-vars",
@@ -187,7 +200,10 @@ async function gclJob(job: string, fixture: Fixture): Promise<{ wallMs: number; 
   // gitlab-ci-local exits 0 when a job that may fail with some exit codes (the component's
   // allow_failure: exit_codes) fails with another: only its PASS line says the job passed.
   if (result.exitCode !== 0 || !new RegExp(`PASS\\s+${job}\\b`).test(result.all)) throw new Error(`bench: job ${job} failed:\n${result.all}`);
-  if (existsSync(cacheDir)) cpSync(cacheDir, jobCache, { recursive: true });
+  if (existsSync(cacheDir)) {
+    rmSync(jobCache, { recursive: true, force: true });
+    cpSync(cacheDir, jobCache, { recursive: true, verbatimSymlinks: true });
+  }
   return { wallMs, dir: project.dir, output: result.all };
 }
 
@@ -198,28 +214,35 @@ function buildAndUpload(projectDir: string): number {
   return (durations.build ?? 0) + (durations.upload ?? 0) + (durations.push ?? 0);
 }
 
-/** jobAgainstRecipe: the build job and the recipe job on one fixture, each minus gitlab-ci-local's own start-up. */
-async function jobAgainstRecipe(fixture: Fixture, runs: number): Promise<{ job: number; recipe: number; floor: number; overhead: number }> {
+/**
+ * jobAgainstRecipe: the build job and the recipe job on one fixture, each minus gitlab-ci-local's
+ * own start-up; with `npx`, also the build job starting the helper through npx.
+ */
+async function jobAgainstRecipe(fixture: Fixture, runs: number, options: { npx?: boolean } = {}): Promise<{ job: number; recipe: number; floor: number; npx: number; overhead: number }> {
   const noop: number[] = [];
   const recipe: number[] = [];
   const floor: number[] = [];
   const component: number[] = [];
+  const npx: number[] = [];
   const overhead: number[] = [];
-  await gclJob("niks3-build", fixture); // fills the job cache, as an earlier pipeline would have
+  // Fill the job cache (niks3, the helper, npm's cache), as an earlier pipeline would have.
+  await gclJob("niks3-build", fixture);
+  if (options.npx) await gclJob(NPX_JOB, fixture);
   for (let i = 0; i < runs; i++) {
     noop.push((await gclJob("noop", fixture)).wallMs);
     recipe.push((await gclJob("recipe", fixture)).wallMs);
     floor.push((await gclJob(FLOOR_JOB, fixture)).wallMs);
+    if (options.npx) npx.push((await gclJob(NPX_JOB, fixture)).wallMs);
     const run = await gclJob("niks3-build", fixture);
     component.push(run.wallMs);
     overhead.push(run.wallMs - median(noop) - buildAndUpload(run.dir));
   }
   const base = median(noop);
-  return { job: median(component) - base, recipe: median(recipe) - base, floor: median(floor) - base, overhead: median(overhead) };
+  return { job: median(component) - base, recipe: median(recipe) - base, floor: median(floor) - base, npx: median(npx) - base, overhead: median(overhead) };
 }
 
 async function overhead(): Promise<void> {
-  const tiny = await jobAgainstRecipe({ flake: makeFixtureFlake, installable: ".#default" }, RUNS);
+  const tiny = await jobAgainstRecipe({ flake: makeFixtureFlake, installable: ".#default" }, RUNS, { npx: true });
   rows.push({ figure: "component overhead (job − nix build − upload)", value: ms(tiny.overhead), baseline: "—", ratio: "—", target: "≤ 1000 ms" });
   rows.push({
     figure: "build job on the 3-derivation fixture (builds take ms), gitlab-ci-local minus its own start-up",
@@ -229,6 +252,13 @@ async function overhead(): Promise<void> {
     target: "≤ 1× (no slower than the recipe)",
   });
   rows.push(floorRow("3-derivation fixture", tiny));
+  rows.push({
+    figure: "the same build job, helper installed in the job's cache (default `helper`) against started by `npx --yes` in every job",
+    value: ms(tiny.job),
+    baseline: `${ms(tiny.npx)} (npx)`,
+    ratio: `${(tiny.job / tiny.npx).toFixed(2)}×`,
+    target: "—",
+  });
   // The same comparison where builds and uploads take time, as in real projects.
   const steps = 4;
   const slow = await jobAgainstRecipe(
@@ -305,6 +335,7 @@ try {
   }
 } finally {
   await server.close();
+  await registry.close();
 }
 
 const header = ["figure", "measured (median)", "baseline, same run", "ratio", "target"];
