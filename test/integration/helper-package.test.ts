@@ -65,8 +65,11 @@ describe("the helper as published, installed into the job's cache", () => {
     expect(registry.requests - requestsBefore).toBe(0);
   });
 
-  it("replaces another version, and what a cancelled install left, with this one", async () => {
+  it("replaces another version, its compile cache, and what a cancelled install left, with this one", async () => {
     const project = makeConsumerProject({ ".gitlab-ci.yml": components[0]!.yaml() }, { flakeDir: makeFixtureFlake().dir });
+    const oldCompileCache = join(project.dir, ".niks3-gitlab", "cache", "node-compile-cache", "v22-old");
+    mkdirSync(oldCompileCache, { recursive: true });
+    writeFileSync(join(oldCompileCache, "entry"), "compiled 0.0.1");
     const oldBin = join(packagesDir(project.dir), `${pkg.name}@0.0.1`, "node_modules", ".bin");
     mkdirSync(oldBin, { recursive: true });
     writeFileSync(join(oldBin, pkg.name), "#!/bin/sh\nexit 99\n");
@@ -77,6 +80,7 @@ describe("the helper as published, installed into the job's cache", () => {
     expect(result.exitCode, result.all).toBe(0);
     expect(result.all).toMatch(/PASS\s+niks3-build/);
     expect(readdirSync(packagesDir(project.dir))).toEqual([`${pkg.name}@${pkg.version}`]);
+    expect(existsSync(oldCompileCache)).toBe(false);
   });
 
   it("installs through the registry that the project's .npmrc names, as npx would", async () => {
