@@ -177,12 +177,15 @@ interface Fixture {
 // helper) before the script, as it would from the second pipeline on; gitlab-ci-local starts
 // each fresh project with none, so the bench carries it from run to run.
 const jobCache = mkdtempSync(join(tmpdir(), "niks3-bench-job-cache-"));
+// Each run gets a fresh project at the same path, as GitLab builds a project in the same directory
+// (/builds/<group>/<project>): V8's compile cache of the helper is keyed by its path.
+const projectDir = join(mkdtempSync(join(tmpdir(), "niks3-bench-")), "project");
 
 async function gclJob(job: string, fixture: Fixture): Promise<{ wallMs: number; dir: string; output: string }> {
   const flake = fixture.flake();
   const project = makeConsumerProject(
     { ".gitlab-ci.yml": componentInclude(server.url, fixture.installable) + recipeJob(server.url, fixture.installable) },
-    { flakeDir: flake.dir },
+    { flakeDir: flake.dir, dir: projectDir },
   );
   const cacheDir = join(project.dir, ".niks3-gitlab", "cache");
   cpSync(jobCache, cacheDir, { recursive: true, verbatimSymlinks: true });

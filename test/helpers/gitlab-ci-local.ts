@@ -4,7 +4,7 @@
 // templates/ is this repo's, next to the consumer's own .gitlab-ci.yml and flake.
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, symlinkSync, writeFileSync, cpSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -21,9 +21,16 @@ export interface ConsumerProject {
   sha: string;
 }
 
-/** makeConsumerProject creates the git repo; `files` are written before the single commit. */
-export function makeConsumerProject(files: Record<string, string>, options: { flakeDir?: string } = {}): ConsumerProject {
-  const dir = mkdtempSync(join(tmpdir(), "niks3-consumer-"));
+/**
+ * makeConsumerProject creates the git repo; `files` are written before the single commit. With
+ * `dir`, it is made anew at that path, as GitLab reuses a project's build directory.
+ */
+export function makeConsumerProject(files: Record<string, string>, options: { flakeDir?: string; dir?: string } = {}): ConsumerProject {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), "niks3-consumer-"));
+  if (options.dir) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+  }
   git(dir, "init", "-q", "-b", "main");
   git(dir, "remote", "add", "origin", `https://gitlab.example.com/${COMPONENT_PROJECT}.git`);
   symlinkSync(join(REPO_ROOT, "templates"), join(dir, "templates"));
