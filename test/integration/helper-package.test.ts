@@ -54,6 +54,10 @@ describe("the helper as published, installed into the job's cache", () => {
     expect(first.all).toContain("niks3: pipeline: default branch");
     expect(first.all).toContain(`niks3: installing ${pkg.name}@${pkg.version} into the job's cache`);
     expect(registry.tarballDownloads - downloadsBefore).toBe(1);
+    // The job's cache keeps the installed package, not npm's cache of it.
+    expect(readdirSync(packagesDir(project.dir))).toEqual([`${pkg.name}@${pkg.version}`]);
+    expect(readdirSync(join(packagesDir(project.dir), `${pkg.name}@${pkg.version}`))).toEqual(["node_modules"]);
+    expect(existsSync(join(project.dir, ".niks3-gitlab", "cache", "npm"))).toBe(false);
     // V8's compile of the helper is kept there too (gitlab-ci-local, unlike GitLab, sets GITLAB_CI=false).
     expect(readdirSync(join(project.dir, ".niks3-gitlab", "cache", "node-compile-cache"), { recursive: true }).length).toBeGreaterThan(1);
 
