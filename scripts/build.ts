@@ -1,4 +1,4 @@
-// Bundles the helper into one ESM file so `npx niks3-gitlab` starts without resolving a module tree.
+// Bundles the helper into one ESM file so the installed package starts without resolving a module tree.
 import { build } from "esbuild";
 import { chmodSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";

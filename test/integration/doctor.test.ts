@@ -131,7 +131,7 @@ describe("niks3-gitlab doctor", () => {
     if (token) expect(job.run.all).not.toContain(token.split(".")[2]);
   });
 
-  it("runs from the published files alone, with no node_modules anywhere: what npx installs is the whole helper", async () => {
+  it("runs from the published files alone, with no node_modules anywhere: what npm installs is the whole helper", async () => {
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { files: string[] };
     const published = mkdtempSync(join(tmpdir(), "niks3-published-"));
     for (const entry of [...pkg.files, "package.json"]) cpSync(join(REPO_ROOT, entry), join(published, entry), { recursive: true });
