@@ -9,6 +9,7 @@ import { createLogger } from "./log.ts";
 import { buildProgram } from "./cli.ts";
 import { isCancelled, terminateChildren } from "./edges/children.ts";
 import { removeTokenFiles } from "./token.ts";
+import { unsupportedNode } from "./node-version.ts";
 
 // Masked in everything printed: the id_token, and the token in the variable the MR note names.
 const secrets = (): string[] => {
@@ -46,6 +47,12 @@ if (ci.inCi) {
 }
 
 async function main(): Promise<void> {
+  const oldNode = unsupportedNode(process.version);
+  if (oldNode) {
+    log.raw(`niks3: ${oldNode}\n`);
+    process.exitCode = ExitCode.failure;
+    return;
+  }
   const program = buildProgram(
     { env: process.env, cwd: process.cwd(), log, platform: process.platform, arch: process.arch },
     (code) => {
