@@ -1,14 +1,16 @@
 // The components on an image without Node.js 22 (the default, nixos/nix), run by gitlab-ci-local:
 // a job fetches Node through Nix (`nix build nixpkgs#nodejs_22`), runs the helper with it, and
 // leaves its store path in the job's cache for later jobs. Offline, `nixpkgs` is a local flake,
-// named in a flake registry of the test's own, whose nodejs_22 wraps this process's Node.
+// named in a flake registry of the test's own, whose nodejs_22 wraps this process's Node (and npm,
+// as nixpkgs' has it).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { COMPONENT_PROJECT, makeConsumerProject, runPipeline } from "../helpers/gitlab-ci-local.ts";
 import { closureOf, makeFixtureFlake, nixEnv } from "../helpers/nix.ts";
+import { startPackageRegistry } from "../helpers/npm-registry.ts";
 import { BUNDLE } from "../helpers/repo.ts";
 import { useNiks3TestBed } from "../helpers/test-bed.ts";
 
@@ -26,6 +28,7 @@ function confNaming(path: string): string {
 /** A nixpkgs whose nodejs_22 is this process's Node; returns a NIX_CONF_DIR whose registry names it. */
 function fakeNixpkgs(): string {
   const nixpkgs = mkdtempSync(join(tmpdir(), "niks3-fake-nixpkgs-"));
+  const npm = realpathSync(execFileSync("sh", ["-c", "command -v npm"], { encoding: "utf8" }).trim());
   writeFileSync(
     join(nixpkgs, "flake.nix"),
     `{
@@ -35,7 +38,7 @@ function fakeNixpkgs(): string {
         name = "nodejs-22-fake";
         inherit system;
         builder = "/bin/sh";
-        args = [ "-c" "mkdir -p $out/bin && ln -s ${process.execPath} $out/bin/node" ];
+        args = [ "-c" "mkdir -p $out/bin && ln -s ${process.execPath} $out/bin/node && ln -s ${npm} $out/bin/npm" ];
         PATH = "/usr/bin:/bin";
       };
     in {
@@ -142,5 +145,35 @@ describe("the Node.js that the job's cache names", () => {
     // This week's file names the Node just fetched; no other week's file, and no out-link, is left.
     expect(nodeFiles(project.dir)).toEqual([thisWeeksFile()]);
     expect(readFileSync(join(cacheDir(project.dir), thisWeeksFile()), "utf8")).toMatch(/^\/nix\/store\/[a-z0-9]{32}-nodejs-22-fake\n$/);
+  });
+});
+
+describe("the default helper on an image without Node.js 22", () => {
+  it("the first job installs it with the Node and npm from Nix; the next one starts it with that Node, without npm", async () => {
+    const registry = await startPackageRegistry();
+    try {
+      const flake = makeFixtureFlake();
+      const project = makeConsumerProject({ ".gitlab-ci.yml": [...include("build").filter((line) => !line.includes("helper:")), ""].join("\n") }, { flakeDir: flake.dir });
+      // The system's Node, if any, is older than 22: the helper fails on it.
+      const env = { ...nixEnv(confDir), PATH: `${bed.binDir}:/usr/local/bin:/usr/bin:/bin` };
+      const variables = { CI_SERVER_URL: "https://gitlab.example.com", NIKS3_TOKEN: bed.token, CI_COMMIT_REF_PROTECTED: "true", npm_config_registry: registry.url };
+
+      const first = await runPipeline(project, { variables, jobs: ["niks3-build"] }, env);
+      expect(first.all).toMatch(/PASS\s+niks3-build/);
+      expect(first.all).toContain("bootstrapping it through Nix");
+      expect(first.all).toContain("niks3: installing niks3-gitlab@");
+      expect(first.all).toContain("niks3: pipeline: default branch");
+      expect(registry.tarballDownloads).toBe(1);
+
+      const requests = registry.requests;
+      const later = await runPipeline(project, { variables, jobs: ["niks3-build"] }, env);
+      expect(later.all).toMatch(/PASS\s+niks3-build/);
+      expect(later.all).toContain("from Nix, as the job's cache names it");
+      expect(later.all).not.toContain("niks3: installing");
+      expect(later.all).toContain("niks3: pipeline: default branch");
+      expect(registry.requests).toBe(requests);
+    } finally {
+      await registry.close();
+    }
   });
 });
