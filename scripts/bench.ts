@@ -173,9 +173,9 @@ interface Fixture {
   env?: Record<string, string>;
 }
 
-// GitLab restores the job's `cache:` (.niks3-gitlab/cache/: niks3, V8's compile cache of the
-// helper) before the script, as it would from the second pipeline on; gitlab-ci-local starts
-// each fresh project with none, so the bench carries it from run to run.
+// GitLab restores the job's `cache:` (.niks3-gitlab/cache/: niks3, the installed helper, V8's
+// compile cache of it) before the script, as it would from the second pipeline on;
+// gitlab-ci-local starts each fresh project with none, so the bench carries it from run to run.
 const jobCache = mkdtempSync(join(tmpdir(), "niks3-bench-job-cache-"));
 // Each run gets a fresh project at the same path, as GitLab builds a project in the same directory
 // (/builds/<group>/<project>): V8's compile cache of the helper is keyed by its path.
@@ -228,7 +228,7 @@ async function jobAgainstRecipe(fixture: Fixture, runs: number, options: { npx?:
   const component: number[] = [];
   const npx: number[] = [];
   const overhead: number[] = [];
-  // Fill the job cache (niks3, the helper, npm's cache), as an earlier pipeline would have.
+  // Fill the job cache (niks3, the helper; npm's cache for npx), as an earlier pipeline would have.
   await gclJob("niks3-build", fixture);
   if (options.npx) await gclJob(NPX_JOB, fixture);
   for (let i = 0; i < runs; i++) {
