@@ -83,6 +83,8 @@ export interface FakeNiks3Server {
   readonly requests: RecordedRequest[];
   /** Number of pending closures created (one per top-level path per push). */
   readonly pushes: number;
+  /** Number of requests a hang fault has taken and never answered. */
+  readonly held: number;
   faults: FakeNiks3Faults;
   serveRelease(version: string, files: Record<string, Buffer>): void;
   close(): Promise<void>;
@@ -272,6 +274,9 @@ export async function startFakeNiks3Server(options: FakeNiks3Options): Promise<F
     requests,
     get pushes() {
       return pushes;
+    },
+    get held() {
+      return hung.size;
     },
     get faults() {
       return self.faults;
